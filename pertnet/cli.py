@@ -1,0 +1,74 @@
+"""Shared command-line options, and the one place that turns errors into one-line messages."""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import config
+from pertnet import UserError
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow with stderr muted: its C++ start-up notes would bury our one-line errors."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_import_tensorflow_quietly()
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def parser(description, training=False):
+    """The options every entry module takes; `training` adds --reps, --epochs and --force."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--stage", required=True, choices=config.STAGE_NAMES, help="which stage to run")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"input files and prepared arrays (default {config.DATA_DIR}/, or {config.DEMO_DIR}/ with --demo)")
+    p.add_argument("--models-dir", type=Path, default=config.MODELS_DIR, help="trained bundles (default %(default)s/)")
+    p.add_argument("--submissions-dir", type=Path, default=config.SUBMISSIONS_DIR,
+                   help="submissions (default %(default)s/)")
+    p.add_argument("--seed", type=int, default=config.SEED, help="base seed of the shuffle and every rep (default %(default)s)")
+    p.add_argument("--demo", action="store_true",
+                   help="use the synthetic demo dataset (generated on first use) instead of the competition files")
+    if training:
+        p.add_argument("--reps", type=positive_int, help="override every entry's reps (departs from the original)")
+        p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
+        p.add_argument("--force", action="store_true", help="retrain every model, even those already saved")
+    return p
+
+
+def data_dir(args):
+    """The data folder the run reads; with --demo, generate the synthetic dataset there if absent."""
+    if not args.demo:
+        return args.data_dir or config.DATA_DIR
+    folder = args.data_dir or config.DEMO_DIR
+    if not (Path(folder) / "de_train.parquet").is_file():
+        from pertnet import synthetic
+        print(f"generating the synthetic demo dataset in {folder}/ ...", flush=True)
+        synthetic.generate(folder)
+    return folder
+
+
+def run(main, argv=None):
+    """Run an entry module's main; a UserError becomes one line on stderr and exit code 2."""
+    try:
+        return main(argv) or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,231 @@
+"""Synthetic stand-in for the competition data, with a hidden truth for the test pairs.
+
+The real values are limma's sign(logFC) * -log10(p).  Each (cell type, compound)
+pair here gets a latent z-score, a structured effect plus noise, mapped the same
+way.  This keeps the real schema, pair layout and heavy tails, and gives the
+pipeline structure to learn and a truth to score against, without the real data.
+
+The effect of compound c in cell type t on the genes is
+
+    potency_c * [P_c W1 + (P_c * Q_t) W2] + B_t W3
+
+with compound latents P, cell-type latents Q (interaction), a cell-type baseline B
+and gene loadings W.  About 10 % of the compounds, the two controls among them,
+are potent: several times stronger and spread over all factors, so their rows
+are large and broad, as in the real data.
+"""
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.special import log_ndtr
+
+RESOURCES = Path(__file__).parent / "resources"
+META = ["cell_type", "sm_name", "sm_lincs_id", "SMILES", "control"]
+
+# Calibrated so the training rows look like the real de_train (see `stats`).
+N_FACTORS = 16
+FACTORS_PER_COMPOUND = 2  # ordinary compounds hit few gene programs, potent ones all
+PROGRAM_DENSITY = 0.06  # fraction of genes a factor drives strongly
+BACKGROUND_LOADING = 0.4  # weak loading of every factor on every gene
+COMPOUND_SCALE = 0.59
+INTERACTION_SCALE = 0.2
+BASELINE_SCALE = 0.45
+POTENCY_SD = 0.3
+POTENT_FRACTION = 0.1
+POTENT_SCALE = 2.8
+POTENT_RANGE = 1.8  # potent potencies are spread over POTENT_SCALE / RANGE .. * RANGE
+GENE_SCALE_SD = 0.2
+NOISE_SD = 0.8
+CAP = 180.0
+
+
+def gene_names(n_genes: int) -> list[str]:
+    """Zero-padded names, so alphabetical order is numeric order."""
+    width = len(str(n_genes))
+    return [f"G{i:0{width}d}" for i in range(1, n_genes + 1)]
+
+
+def signed_log10_p(z: np.ndarray) -> np.ndarray:
+    """sign(z) * -log10(two-sided normal p), via log_ndtr so huge |z| never gives log(0).
+
+    Keeps the dtype of z and works in place where it can, to stay light at 18k genes.
+    """
+    values = log_ndtr(-np.abs(z))
+    values += np.log(2.0)
+    values /= -np.log(10.0)
+    np.minimum(values, CAP, out=values)
+    values *= np.sign(z)
+    return values
+
+
+def _potency(compounds: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-compound potency and potent flag; the controls are always potent.
+
+    Potent potencies are a fixed geometric ladder in random order, so every seed
+    has a few very strong rows and the statistics barely move between seeds.
+    """
+    n = len(compounds)
+    potent = compounds["control"].to_numpy(dtype=bool).copy()
+    n_potent = round(POTENT_FRACTION * n)
+    potent[rng.choice(np.flatnonzero(~potent), n_potent - potent.sum(), replace=False)] = True
+    potency = np.exp(rng.normal(0.0, POTENCY_SD, n))
+    ladder = np.geomspace(1 / POTENT_RANGE, POTENT_RANGE, n_potent)
+    potency[potent] = POTENT_SCALE * rng.permutation(ladder)
+    return potency, potent
+
+
+def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Latent z-scores (pairs x genes): structured effect plus iid noise."""
+    cell_types = sorted(pairs["cell_type"].unique())
+    k = N_FACTORS
+    potency, potent = _potency(compounds, rng)
+
+    # Compound latents: ordinary compounds use a few factors, potent ones all of them.
+    p_latent = rng.standard_normal((len(compounds), k))
+    for row in np.flatnonzero(~potent):
+        p_latent[row, rng.permutation(k)[FACTORS_PER_COMPOUND:]] = 0.0
+    p_latent *= np.sqrt(k) / np.linalg.norm(p_latent, axis=1, keepdims=True)
+    q_latent = rng.standard_normal((len(cell_types), k))
+    b_latent = rng.standard_normal((len(cell_types), k))
+
+    # Loadings: each factor drives a sparse gene program strongly and all genes weakly,
+    # which gives ordinary compounds a few large values and potent ones broad effects.
+    program = rng.random((3 * k, n_genes)) < PROGRAM_DENSITY
+    signs = rng.choice([-1.0, 1.0], size=(3 * k, n_genes))
+    gene_scale = np.exp(rng.normal(0.0, GENE_SCALE_SD, n_genes))
+    loadings = signs * (BACKGROUND_LOADING + program / np.sqrt(PROGRAM_DENSITY)) * gene_scale / np.sqrt(k)
+
+    c = pd.Index(compounds["sm_name"]).get_indexer(pairs["sm_name"])
+    t = pd.Index(cell_types).get_indexer(pairs["cell_type"])
+    scaled = potency[c, None] * p_latent[c]
+    features = np.hstack([
+        COMPOUND_SCALE * scaled,
+        INTERACTION_SCALE * scaled * q_latent[t],
+        BASELINE_SCALE * b_latent[t],
+    ])
+    noise = rng.standard_normal((len(pairs), n_genes), dtype=np.float32)
+    return features.astype(np.float32) @ loadings.astype(np.float32) + NOISE_SD * noise
+
+
+def _write_atomic(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_parquet(path, meta: pd.DataFrame, values: np.ndarray, genes: list[str]) -> None:
+    """Metadata columns then one float64 column per gene, built in arrow directly:
+    going through a pandas frame of 18k columns takes several seconds."""
+    table = pa.Table.from_pandas(meta, preserve_index=False)
+    by_gene = np.ascontiguousarray(values.T, dtype=np.float64)
+    table = pa.Table.from_arrays([*table.columns, *(pa.array(col) for col in by_gene)],
+                                 names=[*meta.columns, *genes])
+    # Float columns gain nothing from dictionary encoding, which is slow here.
+    pq.write_table(table, path, use_dictionary=False)
+
+
+def _write_zero_submission(path, ids, genes: list[str]) -> None:
+    """Written by hand: pandas takes seconds for 255 x 18k zeros."""
+    zeros = ",0.0" * len(genes)
+    with open(path, "w", newline="") as f:
+        f.write(",".join(["id", *genes]) + "\n")
+        f.writelines(f"{i}{zeros}\n" for i in ids)
+
+
+def generate(out_dir, n_genes: int = 18211, seed: int = 0) -> None:
+    """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    compounds = pd.read_csv(RESOURCES / "compounds.csv")
+    pairs = pd.read_csv(RESOURCES / "competition_pairs.csv")
+    id_map = pd.read_csv(RESOURCES / "id_map.csv")
+
+    train = pairs.loc[pairs["split"] == "train", ["cell_type", "sm_name"]]
+    test = id_map[["cell_type", "sm_name"]]
+    both = pd.concat([train, test], ignore_index=True)
+    meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[META]
+
+    genes = gene_names(n_genes)
+    values = signed_log10_p(_z_scores(compounds, both, n_genes, np.random.default_rng(seed)))
+    n_train = len(train)
+    _write_atomic(out_dir / "de_train.parquet",
+                  lambda p: _write_parquet(p, meta.iloc[:n_train], values[:n_train], genes))
+    _write_atomic(out_dir / "de_test.parquet",
+                  lambda p: _write_parquet(p, meta.iloc[n_train:], values[n_train:], genes))
+    _write_atomic(out_dir / "id_map.csv", lambda p: id_map.to_csv(p, index=False))
+    _write_atomic(out_dir / "sample_submission.csv",
+                  lambda p: _write_zero_submission(p, id_map["id"], genes))
+
+
+def mrrmse(truth: np.ndarray, pred: np.ndarray) -> float:
+    """The competition metric: mean over rows of the per-row RMSE across genes."""
+    return float(np.sqrt(np.mean((truth - pred) ** 2, axis=1)).mean())
+
+
+def _read(path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Metadata frame and gene matrix of a de_*.parquet, skipping a slow 18k-column frame."""
+    table = pq.read_table(path)
+    genes = [name for name in table.column_names if name not in META]
+    return table.select(META).to_pandas(), np.column_stack([table[g].to_numpy() for g in genes])
+
+
+def _group_mean(keys: pd.Series, values: np.ndarray) -> tuple[pd.Index, np.ndarray]:
+    codes, groups = pd.factorize(keys)
+    onehot = np.eye(len(groups))[codes]
+    return pd.Index(groups), onehot.T @ values / onehot.sum(axis=0)[:, None]
+
+
+def stats(out_dir) -> dict:
+    """Value statistics of the training rows and simple baselines scored on the hidden truth."""
+    out_dir = Path(out_dir)
+    train, y = _read(out_dir / "de_train.parquet")
+    test, truth = _read(out_dir / "de_test.parquet")
+    row_rms = np.sqrt(np.mean(y ** 2, axis=1))
+
+    compounds, compound_mean = _group_mean(train["sm_name"], y)
+    residual = y - compound_mean[compounds.get_indexer(train["sm_name"])]
+    cell_types, offset = _group_mean(train["cell_type"], residual)
+    by_compound = compound_mean[compounds.get_indexer(test["sm_name"])]
+    with_offset = by_compound + offset[cell_types.get_indexer(test["cell_type"])]
+    return {
+        "mean_row_rms": float(row_rms.mean()),
+        "frac_abs_gt_2": float(np.mean(np.abs(y) > 2)),
+        "frac_abs_gt_3": float(np.mean(np.abs(y) > 3)),
+        "max_abs": float(np.abs(y).max()),
+        "rows_rms_gt_5": int(np.sum(row_rms > 5)),
+        "test_mrrmse_zeros": mrrmse(truth, 0.0),
+        "test_mrrmse_compound_mean": mrrmse(truth, by_compound),
+        "test_mrrmse_compound_mean_plus_cell_offset": mrrmse(truth, with_offset),
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0])
+    parser.add_argument("--out", help="folder to write the synthetic dataset into")
+    parser.add_argument("--genes", type=int, default=18211)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stats", metavar="DIR", help="print statistics of a generated dataset")
+    args = parser.parse_args(argv)
+    if not args.out and not args.stats:
+        parser.error("give --out DIR and/or --stats DIR")
+    if args.out:
+        generate(args.out, n_genes=args.genes, seed=args.seed)
+    if args.stats:
+        for name, value in stats(args.stats).items():
+            print(f"{name:45s} {value:.4f}" if isinstance(value, float) else f"{name:45s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,13 @@
+"""python -m prepare_data --stage S: validate the inputs and write the stage's encoded arrays."""
+import sys
+
+from pertnet import cli, pipeline
+
+
+def main(argv=None):
+    args = cli.parser(__doc__).parse_args(argv)
+    pipeline.prepare(args.stage, cli.data_dir(args), args.submissions_dir, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

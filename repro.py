@@ -1,0 +1,14 @@
+"""python -m repro --stage S: prepare, train and predict the stage (stage_2 runs stage_1 first)."""
+import sys
+
+from pertnet import cli, pipeline
+
+
+def main(argv=None):
+    args = cli.parser(__doc__, training=True).parse_args(argv)
+    pipeline.repro(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir,
+                   args.seed, args.reps, args.epochs, args.force)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,26 @@
+import json
+from pathlib import Path
+
+import config
+
+
+def test_stages_equal_the_original_numbers():
+    original = json.loads((Path(__file__).parent / "stages.json").read_text())
+    assert config.STAGES == original
+    for stage, entries in original.items():
+        for mine, theirs in zip(config.STAGES[stage], entries):
+            for key, value in theirs.items():  # same values and same types (1 stays an int)
+                assert type(mine[key]) is type(value), (stage, mine["id"], key)
+
+
+def test_stage_shapes():
+    assert [e["id"] for e in config.STAGES["stage_1"]] == ["1", "2", "3", "5", "6", "7", "8"]
+    assert len(config.STAGES["stage_2"]) == 20
+    assert all(e["epochs"] == 200 and e["reps"] == 10 for e in config.STAGES["stage_2"])
+    assert all(e["architecture"] == int(e["id"][0]) for e in config.STAGES["stage_2"])
+    assert config.STAGES["simple"][0]["reps"] == 1 and config.STAGES["simple"][0]["epochs"] == 141
+
+
+def test_default_paths():
+    assert (config.DATA_DIR, config.MODELS_DIR, config.SUBMISSIONS_DIR) == (
+        Path("data"), Path("models"), Path("submissions"))

@@ -1,0 +1,36 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from pertnet import UserError, data
+
+
+def test_gene_columns_are_every_non_metadata_column(tiny_source):
+    train = pd.read_parquet(tiny_source / "de_train.parquet")
+    genes = data.gene_columns(train)
+    assert genes == [c for c in train.columns if c not in data.METADATA]
+    assert genes == sorted(genes)
+
+
+def test_read_de_train_validates_and_keeps_genes(tiny_source):
+    train = data.read_de_train(tiny_source / "de_train.parquet")
+    assert list(train.columns[:2]) == data.PAIR and len(train) == 614
+    assert train[data.gene_columns(train)].dtypes.unique().tolist() == [np.float32]
+
+
+def test_submission_format_round_trip(tmp_path, tiny_source):
+    id_map = data.read_id_map(tiny_source / "id_map.csv")
+    genes = data.read_gene_order(tiny_source / "sample_submission.csv", id_map)
+    values = np.random.default_rng(0).normal(size=(len(id_map), len(genes))).astype(np.float32)
+    path = data.write_submission(tmp_path / "s.csv", id_map["id"], genes, values)
+    written = pd.read_csv(path)
+    assert list(written.columns) == ["id", *genes]
+    assert written["id"].tolist() == id_map["id"].tolist()
+    assert np.array_equal(written[genes].to_numpy(np.float32), values)  # shortest repr round-trips float32
+    assert np.array_equal(data.read_submission(path, id_map, genes), values)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]  # no temporary file left behind
+
+
+def test_missing_inputs_name_the_files_and_the_demo(tmp_path):
+    with pytest.raises(UserError, match=r"de_train.parquet, id_map.csv, sample_submission.csv.*Kaggle.*--demo"):
+        data.require_inputs(tmp_path)

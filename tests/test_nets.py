@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+import config
+from pertnet import nets, training
+
+ALL_ENTRIES = [(stage, e) for stage, entries in config.STAGES.items() for e in entries]
+
+
+def expected_params(entry, vocab):
+    """Parameter count from the hyperparameters alone: embedding + Dense (kernel+bias) + 4 per BN unit."""
+    total, width = vocab * entry["emb_out"], 2 * entry["emb_out"]
+    for kind, arg in nets.hidden_layers(entry):
+        if kind == "dense":
+            total, width = total + width * arg[0] + arg[0], arg[0]
+        elif kind == "bn":
+            total += 4 * width
+    return total + width * entry["n_dim"] + entry["n_dim"]
+
+
+@pytest.mark.parametrize("stage,entry", ALL_ENTRIES, ids=[f"{s}-{e['id']}" for s, e in ALL_ENTRIES])
+def test_every_entry_builds_with_its_parameter_count_and_loss(stage, entry):
+    model = nets.build_model(entry, 152)
+    assert model.count_params() == expected_params(entry, 152)
+    assert model.output_shape == (None, entry["n_dim"])
+    expected_loss = "mae" if entry["architecture"] <= 4 else "mrrmse"
+    loss = model.loss if isinstance(model.loss, str) else model.loss.__name__
+    assert loss == expected_loss
+    assert float(model.optimizer.learning_rate) == pytest.approx(entry["lr"])
+
+
+def test_parameter_counts_given_in_the_spec():
+    simple = nets.build_model(config.STAGES["simple"][0], 152)
+    assert simple.count_params() == 532_860
+    assert sum(int(np.prod(w.shape)) for w in simple.trainable_weights) == 529_740
+    assert nets.build_model(config.STAGES["stage_1"][0], 152).count_params() == 334_402
+    entry_8d = next(e for e in config.STAGES["stage_2"] if e["id"] == "8d")
+    assert nets.build_model(entry_8d, 152).count_params() == 445_966
+
+
+def test_family_quirks_are_kept():
+    entry_2 = config.STAGES["stage_1"][1]
+    kinds = [k for k, _ in nets.hidden_layers(entry_2)]
+    assert kinds[4:7] == ["dense", "relu", "bn"]  # Dense(relu) then ReLU again
+    entry_6 = config.STAGES["stage_1"][4]
+    rates = [arg for kind, arg in nets.hidden_layers(entry_6) if kind == "dropout"]
+    assert rates == [entry_6["dropout_2"]] * 2
+
+
+def test_losses_by_hand():
+    y, p = np.array([[[0.0, 0.0], [1.0, 1.0]]]), np.array([[[3.0, 4.0], [1.0, 1.0]]])
+    assert np.allclose(nets.mae(y, p), [7 / 4])
+    assert np.allclose(nets.mrrmse(y, p), [(np.sqrt(12.5) + 0) / 2])
+
+
+@pytest.mark.parametrize("entry", [config.STAGES["stage_1"][i] for i in (0, 1, 4, 6)], ids=lambda e: e["id"])
+def test_rep_stack_computes_what_each_plain_model_computes(entry):
+    reps, vocab = 3, 20
+    weights = training.initial_weights(entry, vocab, [1, 2, 3])
+    stack = nets.RepStack(entry, vocab, reps, dropout_seed=0)
+    stack(np.zeros((reps, 1, 2), np.int32))
+    rng = np.random.default_rng(0)
+    # give BN non-trivial moving statistics so inference mode is really compared
+    weights = [w + rng.normal(0, 0.1, w.shape).astype(np.float32) if w.ndim == 2 else w for w in weights]
+    weights = [np.abs(w) + 0.5 if i in moving_variance_indices(entry) else w for i, w in enumerate(weights)]
+    stack.set_weights(weights)
+    x = rng.integers(0, vocab, (7, 2)).astype(np.int32)
+    stacked = stack(np.broadcast_to(x, (reps, 7, 2)), training=False).numpy()
+    for rep in range(reps):
+        plain = nets.build_model(entry, vocab)
+        plain.set_weights([w[rep] for w in weights])
+        assert np.allclose(plain.predict(x, verbose=0), stacked[rep], atol=1e-4)
+
+
+def moving_variance_indices(entry):
+    model = nets.build_model(entry, 20)
+    return [i for i, w in enumerate(model.weights) if "moving_variance" in w.path]

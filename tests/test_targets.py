@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+from sklearn.decomposition import TruncatedSVD
+
+from pertnet.targets import SVDCodec
+
+
+def low_rank(rows=40, genes=30, rank=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(rows, rank)) @ rng.normal(size=(rank, genes))).astype(np.float32)
+
+
+def test_round_trip_is_exact_at_full_rank():
+    y = low_rank()
+    codec = SVDCodec(5).fit(y)
+    assert codec.transform(y).shape == (40, 5)
+    assert np.allclose(codec.inverse_transform(codec.transform(y)), y, atol=1e-4)
+
+
+def test_components_are_orthonormal_and_match_sklearn_reconstruction():
+    y = low_rank(rank=8) + np.random.default_rng(1).normal(0, 0.1, (40, 30)).astype(np.float32)
+    codec = SVDCodec(4).fit(y)
+    assert np.allclose(codec.components_ @ codec.components_.T, np.eye(4), atol=1e-5)
+    sk = TruncatedSVD(4, algorithm="arpack", random_state=0).fit(y)
+    assert np.allclose(codec.inverse_transform(codec.transform(y)), sk.inverse_transform(sk.transform(y)), atol=1e-3)
+
+
+def test_truncate_equals_a_smaller_fit_and_refit_is_identical():
+    y = low_rank(rank=10)
+    assert np.allclose(SVDCodec(10).fit(y).truncate(3).components_, SVDCodec(3).fit(y).components_, atol=1e-5)
+    assert np.array_equal(SVDCodec(6).fit(y).components_, SVDCodec(6).fit(y).components_)
+
+
+def test_too_many_components_is_a_clear_error():
+    with pytest.raises(ValueError, match="n_components=31"):
+        SVDCodec(31).fit(low_rank())
