@@ -89,8 +89,16 @@ def fingerprint(prepared, entry, seed, stage):
 
 
 def train(stage, data_dir, models_dir, seed=config.SEED, reps=None, epochs=None, force=False, log=print):
-    """Train every entry x rep of the stage; skip entries whose bundle has the same fingerprint."""
-    prepared = load_prepared(data_dir, stage)
+    """Train the stage on its prepared arrays (see `train_prepared`)."""
+    train_prepared(stage, load_prepared(data_dir, stage), models_dir, seed, reps, epochs, force, log)
+
+
+def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epochs=None, force=False, log=print):
+    """Train every entry x rep of the stage; skip entries whose bundle has the same fingerprint.
+
+    prepared: the arrays prepare() writes (train_inputs, train_targets, vocabulary, genes,
+    clip_low, clip_high); cross-validation passes its folds' arrays the same way.
+    """
     entries = stage_entries(stage, reps, epochs)
     if reps is not None or epochs is not None:
         given = " ".join(f"--{k} {v}" for k, v in dict(reps=reps, epochs=epochs).items() if v is not None)
@@ -144,8 +152,18 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
                           f"the genes the models in {bundle.stage_dir(models_dir, stage)}/ were trained on")
     vocabulary = Vocabulary.from_labels(shared["vocabulary"])
     inputs = vocabulary.transform(id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
-
     started = time.perf_counter()
+    combined = ensemble_prediction(stage, models_dir, shared, inputs)
+    column = {gene: i for i, gene in enumerate(genes)}
+    values = combined[:, [column[g] for g in order]]
+    out = data.write_submission(submission_path(submissions_dir, stage), id_map["id"], order, values)
+    log(f"[{stage}] predicted {len(id_map)} pairs x {len(order)} genes with {len(config.STAGES[stage])} entries "
+        f"in {time.perf_counter() - started:.1f}s -> {out}")
+    return out
+
+
+def ensemble_prediction(stage, models_dir, shared, inputs):
+    """The stage's prediction of encoded pairs, in the bundles' gene order (SPEC.md section 5)."""
     medians, weights = [], []
     for entry in config.STAGES[stage]:
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
@@ -153,14 +171,8 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
         rep_genes = bundle.entry_codec(shared, meta["entry"]).inverse_transform(components)
         medians.append(ensemble.median_over_reps(rep_genes))
         weights.append(entry["weight"])
-    combined = ensemble.clip_to_bounds(ensemble.weighted_mean(medians, weights),
-                                       shared["clip_low"], shared["clip_high"])
-    column = {gene: i for i, gene in enumerate(genes)}
-    values = combined[:, [column[g] for g in order]]
-    out = data.write_submission(submission_path(submissions_dir, stage), id_map["id"], order, values)
-    log(f"[{stage}] predicted {len(id_map)} pairs x {len(order)} genes with {len(medians)} entries "
-        f"in {time.perf_counter() - started:.1f}s -> {out}")
-    return out
+    return ensemble.clip_to_bounds(ensemble.weighted_mean(medians, weights),
+                                   shared["clip_low"], shared["clip_high"])
 
 
 def score_against_truth(stage, data_dir, submissions_dir, log=print):
