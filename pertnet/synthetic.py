@@ -16,7 +16,6 @@ are large and broad, as in the real data.
 """
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import log_ndtr
+
+from pertnet import h5ad
+from pertnet.files import atomic_path
+from pertnet.metrics import mrrmse
 
 RESOURCES = Path(__file__).parent / "resources"
 META = ["cell_type", "sm_name", "sm_lincs_id", "SMILES", "control"]
@@ -116,12 +119,8 @@ def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
 
 def _write_atomic(path: Path, write) -> None:
     """Write through a temporary file in the same folder, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _write_parquet(path, meta: pd.DataFrame, values: np.ndarray, genes: list[str]) -> None:
@@ -143,8 +142,12 @@ def _write_zero_submission(path, ids, genes: list[str]) -> None:
         f.writelines(f"{i}{zeros}\n" for i in ids)
 
 
-def generate(out_dir, n_genes: int = 18211, seed: int = 0) -> None:
-    """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth)."""
+def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False) -> None:
+    """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth).
+
+    as_h5ad: also write de_train.h5ad and de_test.h5ad, the benchmark's format, with the values
+    (layer sign_log10_pval) and the values clipped to +-4 (layer clipped_sign_log10_pval).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compounds = pd.read_csv(RESOURCES / "compounds.csv")
@@ -163,14 +166,15 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0) -> None:
                   lambda p: _write_parquet(p, meta.iloc[:n_train], values[:n_train], genes))
     _write_atomic(out_dir / "de_test.parquet",
                   lambda p: _write_parquet(p, meta.iloc[n_train:], values[n_train:], genes))
+    if as_h5ad:
+        split = np.where(np.arange(len(meta)) < n_train, "train", "test")
+        for name, rows in (("de_train.h5ad", slice(0, n_train)), ("de_test.h5ad", slice(n_train, None))):
+            h5ad.write_dataset(out_dir / name, meta.assign(split=split).iloc[rows], genes,
+                               {h5ad.DEFAULT_LAYER: values[rows], h5ad.CLIPPED_LAYER: np.clip(values[rows], -4, 4)},
+                               dataset_id=f"pertnet_synthetic_seed{seed}_genes{n_genes}")
     _write_atomic(out_dir / "id_map.csv", lambda p: id_map.to_csv(p, index=False))
     _write_atomic(out_dir / "sample_submission.csv",
                   lambda p: _write_zero_submission(p, id_map["id"], genes))
-
-
-def mrrmse(truth: np.ndarray, pred: np.ndarray) -> float:
-    """The competition metric: mean over rows of the per-row RMSE across genes."""
-    return float(np.sqrt(np.mean((truth - pred) ** 2, axis=1)).mean())
 
 
 def _read(path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -204,9 +208,9 @@ def stats(out_dir) -> dict:
         "frac_abs_gt_3": float(np.mean(np.abs(y) > 3)),
         "max_abs": float(np.abs(y).max()),
         "rows_rms_gt_5": int(np.sum(row_rms > 5)),
-        "test_mrrmse_zeros": mrrmse(truth, 0.0),
-        "test_mrrmse_compound_mean": mrrmse(truth, by_compound),
-        "test_mrrmse_compound_mean_plus_cell_offset": mrrmse(truth, with_offset),
+        "test_mrrmse_zeros": mrrmse(np.zeros_like(truth), truth),
+        "test_mrrmse_compound_mean": mrrmse(by_compound, truth),
+        "test_mrrmse_compound_mean_plus_cell_offset": mrrmse(with_offset, truth),
     }
 
 
@@ -215,12 +219,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="folder to write the synthetic dataset into")
     parser.add_argument("--genes", type=int, default=18211)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--h5ad", action="store_true", help="also write de_train.h5ad and de_test.h5ad")
     parser.add_argument("--stats", metavar="DIR", help="print statistics of a generated dataset")
     args = parser.parse_args(argv)
     if not args.out and not args.stats:
         parser.error("give --out DIR and/or --stats DIR")
     if args.out:
-        generate(args.out, n_genes=args.genes, seed=args.seed)
+        generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad)
     if args.stats:
         for name, value in stats(args.stats).items():
             print(f"{name:45s} {value:.4f}" if isinstance(value, float) else f"{name:45s} {value}")

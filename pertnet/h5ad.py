@@ -1,0 +1,84 @@
+"""AnnData (.h5ad) input and output: the Open Problems perturbation-prediction benchmark's format.
+
+Training / truth file (de_train.h5ad, de_test.h5ad), one observation per (cell_type, sm_name):
+    obs         cell_type, sm_name (required); sm_lincs_id, SMILES, control, split (kept as metadata,
+                split ignored for training)
+    var_names   the genes, in the order predictions use
+    layers      sign_log10_pval (the Kaggle values), clipped_sign_log10_pval (clipped to +-4), ...
+    uns         dataset_id (optional; copied into predictions)
+Prediction file (what `predict --output-format h5ad` writes):
+    obs         indexed by id (str), with cell_type and sm_name; rows in id_map order
+    var         indexed by gene
+    layers      prediction (float32)
+    uns         dataset_id, method_id
+Only the obs, var and the one layer asked for are read: no second dense copy of the targets.
+"""
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from pertnet import UserError
+from pertnet.files import atomic_path
+
+DEFAULT_LAYER = "sign_log10_pval"
+CLIPPED_LAYER = "clipped_sign_log10_pval"
+METHOD_ID = "nn_retraining_with_pseudolabels"  # the method's id in the Open Problems benchmark
+
+
+def read_observations(path, layer=DEFAULT_LAYER):
+    """(obs frame, genes, float32 values of `layer`, dataset_id or None) of an h5ad file."""
+    from anndata.io import read_elem
+
+    try:
+        handle = h5py.File(path, "r")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as error:
+        raise UserError(f"{path}: not a readable h5ad file ({error})") from None
+    with handle:
+        for group in ("obs", "var"):
+            if group not in handle:
+                raise UserError(f"{path}: no '{group}' group; is this an AnnData .h5ad file?")
+        layers = list(handle["layers"]) if "layers" in handle else []
+        if layer not in layers:
+            raise UserError(f"{path}: no layer '{layer}'; layers present: {', '.join(layers) or 'none'}; "
+                            "choose one with --layer")
+        obs = read_elem(handle["obs"])
+        genes = [str(g) for g in read_elem(handle["var"]).index]
+        values = read_elem(handle["layers"][layer])
+        dataset_id = read_elem(handle["uns"]["dataset_id"]) if "uns" in handle and "dataset_id" in handle["uns"] else None
+    if hasattr(values, "toarray"):  # a sparse layer
+        values = values.toarray()
+    categorical = [c for c in obs.columns if isinstance(obs[c].dtype, pd.CategoricalDtype)]
+    obs = obs.astype({c: obs[c].cat.categories.dtype for c in categorical}).reset_index(drop=True)
+    return obs, genes, np.asarray(values, dtype=np.float32), dataset_id
+
+
+def write_dataset(path, obs, genes, layers, dataset_id):
+    """A benchmark-style dataset: obs metadata, var_names = genes, the given layers, uns dataset_id."""
+    import anndata
+
+    first = next(iter(layers.values()))
+    adata = anndata.AnnData(X=None, obs=obs.reset_index(drop=True).set_axis(obs.index.astype(str)),
+                            var=pd.DataFrame(index=pd.Index(genes, name=None)), shape=first.shape,
+                            layers=layers, uns={"dataset_id": dataset_id})
+    _write(adata, path)
+
+
+def write_prediction(path, id_map, genes, values, dataset_id):
+    """The benchmark's prediction format (see the module docstring)."""
+    import anndata
+
+    obs = id_map[["cell_type", "sm_name"]].set_axis(id_map["id"].astype(str).rename("id"))
+    adata = anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
+                            layers={"prediction": np.asarray(values, dtype=np.float32)},
+                            uns={"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID})
+    _write(adata, path)
+    return Path(path)
+
+
+def _write(adata, path):
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp)

@@ -1,0 +1,52 @@
+"""The Open Problems benchmark's format: h5ad in, h5ad out."""
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TINY_GENES
+from pertnet import UserError, h5ad, synthetic
+
+
+@pytest.fixture(scope="module")
+def h5ad_data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("h5ad_data")
+    synthetic.generate(folder, n_genes=TINY_GENES, seed=0, as_h5ad=True)
+    return folder
+
+
+def test_the_h5ad_holds_the_parquet_values_in_both_layers(h5ad_data):
+    obs, genes, values, dataset_id = h5ad.read_observations(h5ad_data / "de_train.h5ad")
+    parquet = pd.read_parquet(h5ad_data / "de_train.parquet")
+    assert genes == [c for c in parquet.columns if c.startswith("G")]
+    assert obs[["cell_type", "sm_name"]].equals(parquet[["cell_type", "sm_name"]])
+    assert set(obs["split"]) == {"train"}
+    assert np.array_equal(values, parquet[genes].to_numpy(np.float32))
+    assert dataset_id == f"pertnet_synthetic_seed0_genes{TINY_GENES}"
+    _, _, clipped, _ = h5ad.read_observations(h5ad_data / "de_train.h5ad", layer=h5ad.CLIPPED_LAYER)
+    assert np.array_equal(clipped, np.clip(values, -4, 4)) and np.abs(values).max() > 4
+
+
+def test_a_missing_layer_lists_the_layers_present(h5ad_data):
+    with pytest.raises(UserError, match=r"no layer 'counts'; layers present: clipped_sign_log10_pval, sign_log10_pval"):
+        h5ad.read_observations(h5ad_data / "de_train.h5ad", layer="counts")
+
+
+def test_a_file_that_is_not_h5ad_is_a_clear_error(tmp_path):
+    (tmp_path / "x.h5ad").write_text("not hdf5")
+    with pytest.raises(UserError, match="x.h5ad: not a readable h5ad file"):
+        h5ad.read_observations(tmp_path / "x.h5ad")
+
+
+def test_the_prediction_file_has_the_benchmark_fields(tmp_path, h5ad_data):
+    id_map = pd.read_csv(h5ad_data / "id_map.csv")
+    genes = ["G1", "G2", "G3"]
+    values = np.arange(len(id_map) * 3, dtype=np.float32).reshape(-1, 3)
+    path = h5ad.write_prediction(tmp_path / "prediction.h5ad", id_map, genes, values, "my_dataset")
+    written = anndata.read_h5ad(path)
+    assert list(written.obs_names) == [str(i) for i in id_map["id"]]
+    assert list(written.var_names) == genes
+    assert np.array_equal(written.layers["prediction"], values)
+    assert written.uns["dataset_id"] == "my_dataset"
+    assert written.uns["method_id"] == h5ad.METHOD_ID
+    assert [p.name for p in tmp_path.iterdir()] == ["prediction.h5ad"]
