@@ -34,10 +34,17 @@ def positive_int(text):
     return value
 
 
-def parser(description, training=False):
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see `python -m {Path(self.prog).stem} --help`")
+
+
+def parser(description, training=False, stage_required=True):
     """The options every entry module takes; `training` adds --reps, --epochs and --force."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--stage", required=True, choices=config.STAGE_NAMES, help="which stage to run")
+    p = _Parser(description=description)
+    p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"input files and prepared arrays (default {config.DATA_DIR}/, or {config.DEMO_DIR}/ with --demo)")
     p.add_argument("--models-dir", type=Path, default=config.MODELS_DIR, help="trained bundles (default %(default)s/)")
@@ -66,9 +73,14 @@ def data_dir(args):
 
 
 def run(main, argv=None):
-    """Run an entry module's main; a UserError becomes one line on stderr and exit code 2."""
+    """Run an entry module's main; a UserError becomes one line on stderr and exit code 2,
+    Ctrl-C one line saying what was kept (pertnet.Interrupted says how much) and exit code 130."""
     try:
         return main(argv) or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:
+        print(f"interrupted: {interrupt or 'no file was left half-written; rerun the same command'}",
+              file=sys.stderr)
+        return 130

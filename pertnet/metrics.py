@@ -1,11 +1,62 @@
-"""Scores: the competition's MRRMSE, and the baselines it is compared with."""
+"""Scores: the competition's MRRMSE, the Open Problems benchmark's row-wise metrics, and baselines.
+
+Every metric is computed per row across genes and then averaged over rows (the Open Problems
+definitions). A row whose prediction or truth has zero variance (zero norm, for cosine) scores
+0 on the correlation metrics, where the formula would divide by zero.
+"""
 import numpy as np
+from scipy.stats import rankdata
+
+METRICS = ("mrrmse", "mae", "pearson", "spearman", "cosine")  # lower is better only for the first two
+
+
+def _pair(predictions, truth):
+    predictions, truth = np.asarray(predictions, np.float64), np.asarray(truth, np.float64)
+    if predictions.shape != truth.shape or predictions.ndim != 2:
+        raise ValueError(f"predictions {predictions.shape} and truth {truth.shape} must be the same (rows, genes)")
+    if not np.isfinite(predictions).all():
+        raise ValueError("predictions hold NaN or infinite values")
+    return predictions, truth
 
 
 def row_rmse(predictions, truth):
     """Each row's RMSE across genes."""
-    diff = np.asarray(predictions, np.float64) - np.asarray(truth, np.float64)
-    return np.sqrt(np.mean(diff ** 2, axis=1))
+    predictions, truth = _pair(predictions, truth)
+    return np.sqrt(np.mean((predictions - truth) ** 2, axis=1))
+
+
+def row_mae(predictions, truth):
+    predictions, truth = _pair(predictions, truth)
+    return np.mean(np.abs(predictions - truth), axis=1)
+
+
+def row_cosine(predictions, truth):
+    """Each row's cosine similarity; 0 where either row is all zeros."""
+    predictions, truth = _pair(predictions, truth)
+    norms = np.linalg.norm(predictions, axis=1) * np.linalg.norm(truth, axis=1)
+    dots = np.sum(predictions * truth, axis=1)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+
+
+def row_pearson(predictions, truth):
+    """Each row's Pearson correlation across genes; 0 where either row is constant."""
+    predictions, truth = _pair(predictions, truth)
+    return row_cosine(predictions - predictions.mean(axis=1, keepdims=True),
+                      truth - truth.mean(axis=1, keepdims=True))
+
+
+def row_spearman(predictions, truth):
+    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank)."""
+    predictions, truth = _pair(predictions, truth)
+    return row_pearson(rankdata(predictions, axis=1), rankdata(truth, axis=1))
+
+
+ROW_METRICS = dict(mrrmse=row_rmse, mae=row_mae, pearson=row_pearson, spearman=row_spearman, cosine=row_cosine)
+
+
+def row_scores(predictions, truth):
+    """Every metric's per-row values: {name: (rows,)}."""
+    return {name: function(predictions, truth) for name, function in ROW_METRICS.items()}
 
 
 def mrrmse(predictions, truth):
@@ -17,3 +68,26 @@ def compound_mean_baseline(train, pairs, genes):
     """Per-compound mean over the training cell types, for each (cell_type, sm_name) of `pairs`."""
     means = train.groupby("sm_name")[genes].mean()
     return means.loc[pairs["sm_name"]].to_numpy(np.float32)
+
+
+def cell_type_mean_baseline(train, pairs, genes):
+    """Per-cell-type mean over the training compounds, for each pair."""
+    means = train.groupby("cell_type")[genes].mean()
+    return means.loc[pairs["cell_type"]].to_numpy(np.float32)
+
+
+def training_mean_baseline(train, pairs, genes):
+    """The mean of all training rows, for every pair."""
+    return np.tile(train[genes].mean().to_numpy(np.float32), (len(pairs), 1))
+
+
+def zeros_baseline(train, pairs, genes):
+    return np.zeros((len(pairs), len(genes)), np.float32)
+
+
+BASELINES = {  # key: (label in reports, function(train, pairs, genes) -> (pairs, genes))
+    "zeros": ("baseline: all zeros", zeros_baseline),
+    "compound_mean": ("baseline: compound mean", compound_mean_baseline),
+    "cell_type_mean": ("baseline: cell-type mean", cell_type_mean_baseline),
+    "training_mean": ("baseline: training mean", training_mean_baseline),
+}

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 import config
-from pertnet import UserError, bundle, data, ensemble, metrics, training
+from pertnet import Interrupted, UserError, bundle, data, ensemble, training
 from pertnet.features import Vocabulary
-from pertnet.files import save_npz
+from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.targets import SVDCodec
 
 
@@ -36,56 +36,70 @@ def prepare(stage, data_dir, submissions_dir, seed=config.SEED, log=print):
     """Read and validate the inputs; write the stage's encoded training and test arrays."""
     data_dir = Path(data_dir)
     data.require_inputs(data_dir)
+    require_writable(prepared_path(data_dir, stage).parent, "--data-dir")
     train = data.read_de_train(data_dir / data.TRAIN_FILE)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     genes = data.gene_columns(train)
     order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
     data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, data.TRAIN_FILE)
-    clip_low, clip_high = train[genes].min().to_numpy(), train[genes].max().to_numpy()
     Vocabulary().fit(train.cell_type, train.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
 
-    pseudolabels = 0
-    if stage in config.PSEUDOLABEL_SOURCE:
-        source = config.PSEUDOLABEL_SOURCE[stage]
-        path = submission_path(submissions_dir, source)
-        if not path.is_file():
-            raise UserError(f"{stage} trains on {source}'s predictions, but {path} does not exist; run "
-                            f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
-        values = data.read_submission(path, id_map, genes)
-        rows = pd.concat([id_map[data.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
-        train, pseudolabels = pd.concat([train, rows], ignore_index=True), len(rows)
-
-    train = train.sample(frac=1, random_state=seed)
-    vocab = Vocabulary().fit(train.cell_type, train.sm_name)
+    pseudolabels = pseudolabel_rows(stage, submissions_dir, id_map, genes)
+    arrays = encode_training(train, genes, seed, pseudolabels)
+    vocab = Vocabulary.from_labels(arrays["vocabulary"])
     out = prepared_path(data_dir, stage)
-    save_npz(out,
-             train_inputs=vocab.transform(train.cell_type, train.sm_name),
-             train_targets=train[genes].to_numpy(np.float32),
-             test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
-             test_ids=id_map["id"].to_numpy(), genes=np.asarray(genes, dtype=str),
-             vocabulary=np.asarray(vocab.labels_, dtype=str),
-             clip_low=clip_low.astype(np.float32), clip_high=clip_high.astype(np.float32))
-    log(f"[{stage}] prepared {len(train)} training rows ({pseudolabels} pseudolabels), "
+    save_npz(out, **arrays, test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
+             test_ids=id_map["id"].to_numpy())
+    log(f"[{stage}] prepared {len(arrays['train_inputs'])} training rows ({len(pseudolabels)} pseudolabels), "
         f"{len(genes)} genes, vocabulary {len(vocab)}, {len(id_map)} test pairs -> {out}")
     return out
+
+
+def pseudolabel_rows(stage, submissions_dir, id_map, genes):
+    """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
+    if stage not in config.PSEUDOLABEL_SOURCE:
+        return pd.DataFrame(columns=[*data.PAIR, *genes])
+    source = config.PSEUDOLABEL_SOURCE[stage]
+    path = submission_path(submissions_dir, source)
+    if not path.is_file():
+        raise UserError(f"{stage} trains on {source}'s predictions, but {path} does not exist; run "
+                        f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
+    values = data.read_submission(path, id_map, genes)
+    return pd.concat([id_map[data.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
+
+
+def encode_training(train, genes, seed, pseudolabels):
+    """The training arrays train_prepared() takes, from de_train rows (which alone set the clip
+    bounds) plus pseudolabel rows: shuffled once with `seed`, labels encoded with their vocabulary."""
+    rows = pd.concat([train, pseudolabels], ignore_index=True) if len(pseudolabels) else train
+    rows = rows.sample(frac=1, random_state=seed)
+    vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
+    return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name),
+                train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
+                vocabulary=np.asarray(vocab.labels_, dtype=str),
+                clip_low=train[genes].min().to_numpy(np.float32), clip_high=train[genes].max().to_numpy(np.float32))
 
 
 def load_prepared(data_dir, stage):
     path = prepared_path(data_dir, stage)
     if not path.is_file():
         raise UserError(f"{path} does not exist; run `python -m prepare_data --stage {stage}` first")
-    with np.load(path) as prepared:
-        return {key: prepared[key] for key in prepared.files}
+    return load_npz(path, f"rerun `python -m prepare_data --stage {stage}`")
 
 
-def fingerprint(prepared, entry, seed, stage):
-    """What a bundle was made from: inputs, targets, vocabulary, hyperparameters and seed."""
+def run_fingerprint(prepared, seed, stage):
+    """What every bundle of a training run shares: training arrays, genes, vocabulary, seed and stage."""
     digest = hashlib.sha256()
-    for key in ("train_inputs", "train_targets", "vocabulary"):
+    for key in ("train_inputs", "train_targets", "genes", "vocabulary"):
         digest.update(np.ascontiguousarray(prepared[key]).tobytes())
-    digest.update(json.dumps([entry, seed, stage], sort_keys=True).encode())
+    digest.update(json.dumps([seed, stage]).encode())
     return digest.hexdigest()
+
+
+def fingerprint(run, entry):
+    """What one entry's bundle was made from: its run's fingerprint and its hyperparameters."""
+    return hashlib.sha256(json.dumps([run, entry], sort_keys=True).encode()).hexdigest()
 
 
 def train(stage, data_dir, models_dir, seed=config.SEED, reps=None, epochs=None, force=False, log=print):
@@ -96,9 +110,14 @@ def train(stage, data_dir, models_dir, seed=config.SEED, reps=None, epochs=None,
 def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epochs=None, force=False, log=print):
     """Train every entry x rep of the stage; skip entries whose bundle has the same fingerprint.
 
+    The unit of resumption is the entry: its reps train together and are saved together, so a
+    model-rep counts as saved once its entry's bundle is complete. Ctrl-C raises Interrupted,
+    which says how many model-reps were saved.
+
     prepared: the arrays prepare() writes (train_inputs, train_targets, vocabulary, genes,
     clip_low, clip_high); cross-validation passes its folds' arrays the same way.
     """
+    require_writable(bundle.stage_dir(models_dir, stage), "--models-dir")
     entries = stage_entries(stage, reps, epochs)
     if reps is not None or epochs is not None:
         given = " ".join(f"--{k} {v}" for k, v in dict(reps=reps, epochs=epochs).items() if v is not None)
@@ -107,36 +126,50 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
     inputs, targets = prepared["train_inputs"], prepared["train_targets"]
     vocab_size = len(prepared["vocabulary"])
     codec = SVDCodec(max(e["n_dim"] for e in entries)).fit(targets)
+    run = run_fingerprint(prepared, seed, stage)
     bundle.save_shared(models_dir, stage, prepared["genes"], prepared["vocabulary"],
-                       prepared["clip_low"], prepared["clip_high"], codec)
+                       prepared["clip_low"], prepared["clip_high"], codec, run)
 
     progress = training.Progress(stage, sum(training.training_flops(e, len(inputs)) for e in entries), log)
-    trained = skipped = 0
-    for number, entry in enumerate(entries, 1):
-        label = f"[{stage}] entry {entry['id']} ({number}/{len(entries)})"
-        flops = training.training_flops(entry, len(inputs))
-        stamp = fingerprint(prepared, entry, seed, stage)
-        saved = bundle.read_entry(models_dir, stage, entry["id"])
-        if not force and saved is not None and saved["fingerprint"] == stamp:
-            log(f"{label}: skipped, its bundle exists and was made from the same inputs and seed")
-            progress.total -= flops
-            skipped += 1
-            continue
-        log(f"{label}: family {entry['architecture']}, {entry['reps']} reps x {entry['epochs']} epochs, "
-            f"batch {entry['bs']}, n_dim {entry['n_dim']}")
-        started = time.perf_counter()
-        rep_weights = training.train_entry(
-            entry, inputs, codec.truncate(entry["n_dim"]).transform(targets), vocab_size,
-            training.rep_seeds(seed, stage, entry["id"], entry["reps"]),
-            training.derive_seed(seed, stage, entry["id"], "dropout"),
-            on_epoch=progress.epoch_callback(label, entry, flops))
-        bundle.save_entry(models_dir, stage, entry, vocab_size, rep_weights, stamp)
-        progress.done += flops
-        trained += 1
-        log(f"{label}: saved {entry['reps']} reps in {time.perf_counter() - started:.1f}s, "
-            f"about {progress.eta()} left")
+    trained, skipped = [], []
+    try:
+        for number, entry in enumerate(entries, 1):
+            label = f"[{stage}] entry {entry['id']} ({number}/{len(entries)})"
+            flops = training.training_flops(entry, len(inputs))
+            stamp = fingerprint(run, entry)
+            saved, problem = bundle.entry_state(models_dir, stage, entry["id"])
+            if not force and saved is not None and saved["fingerprint"] == stamp:
+                log(f"{label}: skipped, its {entry['reps']} model-reps are saved from the same inputs, "
+                    "hyperparameters and seed")
+                progress.total -= flops
+                skipped.append(entry)
+                continue
+            if saved is None:
+                why = f"its bundle is incomplete: {problem}"
+            else:
+                why = "--force" if force else "its bundle was made from other inputs, hyperparameters or seed"
+            retraining = f"retraining ({why}); " if bundle.entry_dir(models_dir, stage, entry["id"]).exists() else ""
+            log(f"{label}: {retraining}family {entry['architecture']}, {entry['reps']} reps x "
+                f"{entry['epochs']} epochs, batch {entry['bs']}, n_dim {entry['n_dim']}")
+            started = time.perf_counter()
+            rep_weights = training.train_entry(
+                entry, inputs, codec.truncate(entry["n_dim"]).transform(targets), vocab_size,
+                training.rep_seeds(seed, stage, entry["id"], entry["reps"]),
+                training.derive_seed(seed, stage, entry["id"], "dropout"),
+                on_epoch=progress.epoch_callback(label, entry, flops))
+            bundle.save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, stamp)
+            progress.done += flops
+            trained.append(entry)
+            log(f"{label}: saved {entry['reps']} reps in {time.perf_counter() - started:.1f}s, "
+                f"about {progress.eta()} left")
+    except KeyboardInterrupt:
+        saved_reps = sum(e["reps"] for e in trained + skipped)
+        raise Interrupted(f"{saved_reps} of {sum(e['reps'] for e in entries)} model-reps saved in "
+                          f"{bundle.stage_dir(models_dir, stage)}/; rerun the same command to resume") from None
     elapsed = time.perf_counter() - progress.start
-    log(f"[{stage}] trained {trained} entries, skipped {skipped}, in {elapsed:.1f}s -> "
+    kept = f" (entries {', '.join(e['id'] for e in skipped)})" if skipped else ""
+    log(f"[{stage}] trained {len(trained)} entries ({sum(e['reps'] for e in trained)} model-reps), skipped "
+        f"{len(skipped)} already saved ({sum(e['reps'] for e in skipped)} model-reps){kept}, in {elapsed:.1f}s -> "
         f"{bundle.stage_dir(models_dir, stage)}/")
 
 
@@ -144,6 +177,7 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
     """Ensemble the stage's bundles on the id_map pairs and write the submission."""
     data_dir = Path(data_dir)
     data.require_inputs(data_dir, (data.ID_MAP_FILE, data.SAMPLE_FILE))
+    require_writable(submissions_dir, "--submissions-dir")
     shared = bundle.load_shared(models_dir, stage)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
@@ -151,7 +185,9 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
     data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE,
                           f"the genes the models in {bundle.stage_dir(models_dir, stage)}/ were trained on")
     vocabulary = Vocabulary.from_labels(shared["vocabulary"])
-    inputs = vocabulary.transform(id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
+    inputs = vocabulary.transform(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} "
+                                  f"(against the vocabulary of the models in {bundle.stage_dir(models_dir, stage)}/)")
+    bundle.check_stage(models_dir, stage, [entry["id"] for entry in config.STAGES[stage]], shared)
     started = time.perf_counter()
     combined = ensemble_prediction(stage, models_dir, shared, inputs)
     column = {gene: i for i, gene in enumerate(genes)}
@@ -175,33 +211,19 @@ def ensemble_prediction(stage, models_dir, shared, inputs):
                                    shared["clip_low"], shared["clip_high"])
 
 
-def score_against_truth(stage, data_dir, submissions_dir, log=print):
-    """MRRMSE of the submission against de_test.parquet, beside the zeros and compound-mean baselines."""
-    data_dir = Path(data_dir)
-    truth = data.read_de_train(data_dir / "de_test.parquet")
-    train = data.read_de_train(data_dir / data.TRAIN_FILE)
-    id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
-    genes = data.gene_columns(train)
-    truth = truth.set_index(data.PAIR).loc[pd.MultiIndex.from_frame(id_map[data.PAIR]), genes].to_numpy()
-    predicted = data.read_submission(submission_path(submissions_dir, stage), id_map, genes)
-    scores = {f"{stage} submission": metrics.mrrmse(predicted, truth),
-              "baseline: all zeros": metrics.mrrmse(np.zeros_like(truth), truth),
-              "baseline: compound mean": metrics.mrrmse(
-                  metrics.compound_mean_baseline(train, id_map, genes), truth)}
-    log(f"\nMRRMSE against the truth of the {len(truth)} test pairs ({data_dir / 'de_test.parquet'}):")
-    for name, value in scores.items():
-        log(f"  {name:<28} {value:.4f}")
-    return scores
-
-
 def repro(stage, data_dir, models_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None,
           force=False, log=print):
     """prepare -> train -> predict; a stage that trains on pseudolabels runs their stage first."""
+    for folder, option in ((data_dir, "--data-dir"), (models_dir, "--models-dir"),
+                           (submissions_dir, "--submissions-dir")):
+        require_writable(folder, option)  # before hours of training, not after
     if stage in config.PSEUDOLABEL_SOURCE:
         repro(config.PSEUDOLABEL_SOURCE[stage], data_dir, models_dir, submissions_dir, seed, reps, epochs, force, log)
     prepare(stage, data_dir, submissions_dir, seed, log)
     train(stage, data_dir, models_dir, seed, reps, epochs, force, log)
     out = predict(stage, data_dir, models_dir, submissions_dir, log)
-    if (Path(data_dir) / "de_test.parquet").is_file():
-        score_against_truth(stage, data_dir, submissions_dir, log)
+    truth = Path(data_dir) / "de_test.parquet"
+    if truth.is_file():
+        from pertnet import evaluation  # imported here: evaluation builds on this module
+        evaluation.evaluate(evaluation.score_submission(out, truth, data_dir, stage, log), log=log)
     return out

@@ -1,0 +1,40 @@
+"""python -m evaluate: score a submission against a truth file (--submission F --truth F), or
+cross-validate a stage on its training data (--stage S --cv); beside four baselines."""
+import sys
+from pathlib import Path
+
+from pertnet import cli, evaluation, pipeline
+
+
+def main(argv=None):
+    p = cli.parser(__doc__, stage_required=False)
+    p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
+    p.add_argument("--submission", type=Path,
+                   help="the submission to score (default: the --stage's submission in --submissions-dir)")
+    p.add_argument("--truth", type=Path, help=f"the true values (default: {evaluation.TRUTH_FILE} in the data folder)")
+    p.add_argument("--reps", type=cli.positive_int, help="--cv: override every entry's reps (departs from the original)")
+    p.add_argument("--epochs", type=cli.positive_int, help="--cv: override every entry's epochs (departs from the original)")
+    p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
+    p.add_argument("--plot", type=Path, help="also draw the per-row errors into this PNG file (needs matplotlib)")
+    args = p.parse_args(argv)
+    if args.cv and (args.submission or args.truth):
+        p.error("--cv scores the stage on held-out training rows; it takes no --submission or --truth")
+    if args.cv and not args.stage:
+        p.error("--cv needs --stage")
+    if not args.cv and (args.reps or args.epochs):
+        p.error("--reps and --epochs apply to --cv only")
+    if not args.cv and not (args.submission or args.stage):
+        p.error("give --submission F (or --stage S for its submission), or --stage S --cv")
+    data_dir = cli.data_dir(args)
+    if args.cv:
+        result = evaluation.cross_validate(args.stage, data_dir, args.submissions_dir, args.seed,
+                                           args.reps, args.epochs)
+    else:
+        submission = args.submission or pipeline.submission_path(args.submissions_dir, args.stage)
+        result = evaluation.score_submission(submission, args.truth or Path(data_dir) / evaluation.TRUTH_FILE,
+                                             data_dir, args.stage or submission.stem)
+    evaluation.evaluate(result, args.json, args.plot)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

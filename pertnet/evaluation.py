@@ -1,0 +1,308 @@
+"""How good is a prediction: score it against a truth file, or cross-validate a stage on its
+training data as the author did; either way beside four baselines, as a table, JSON and a plot.
+
+The report (what --json writes; README "Evaluate" has the schema) holds, for the model and each
+baseline, every metric of `pertnet.metrics` overall and by cell type. In cross-validation the
+overall score is the mean over folds and repeats of each fold's mean over its rows.
+"""
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import config
+from pertnet import UserError, bundle, data, metrics, pipeline
+from pertnet.features import Vocabulary
+from pertnet.files import atomic_path, write_text
+
+CV_CELL_TYPES = ("NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells")
+TEST_CELL_TYPES = ("B cells", "Myeloid cells")  # the competition's test pairs are theirs
+CV_REPEATS = 2
+TRUTH_FILE = "de_test.parquet"  # the hidden truth, where a data folder has one (the demo does)
+
+
+# ---------------------------------------------------------------- reading a submission and a truth
+
+def _read_table(path):
+    """A parquet or CSV file as a frame (by its suffix)."""
+    return data._read(path, pd.read_parquet if Path(path).suffix == ".parquet" else pd.read_csv)
+
+
+def _keyed(frame, path, id_map):
+    """The frame with its (cell_type, sm_name) pairs, taken from id_map by id where it has none."""
+    if set(data.PAIR) <= set(frame.columns):
+        return frame.astype({column: str for column in data.PAIR})
+    if "id" not in frame.columns:
+        raise UserError(f"{path}: needs cell_type and sm_name columns, or an id column to align rows by")
+    if id_map is None:
+        return frame
+    unknown = sorted(set(frame["id"]) - set(id_map["id"]))
+    if unknown:
+        raise UserError(f"{path}: {len(unknown)} id(s) are not in id_map.csv (e.g. {unknown[:5]}); "
+                        "use the id_map the file was written for (--data-dir)")
+    return frame.drop(columns=[c for c in data.PAIR if c in frame.columns]).merge(id_map, on="id", how="left")
+
+
+def _values(frame, genes, path, role):
+    try:
+        values = frame[genes].to_numpy(np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = sorted(set(np.nonzero(bad)[0].tolist()))
+        raise UserError(f"{path}: {int(bad.sum())} NaN or infinite value(s) in {len(rows)} row(s) of the {role} "
+                        f"(e.g. rows {rows[:5]}); every prediction must be a number")
+    return values
+
+
+def align(submission_path, truth_path, id_map=None):
+    """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
+    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth)."""
+    frames = {}
+    for role, path in (("submission", submission_path), ("truth", truth_path)):
+        frames[role] = _keyed(_read_table(path), path, id_map)
+    submission, truth = frames["submission"], frames["truth"]
+    key = data.PAIR if all(set(data.PAIR) <= set(f.columns) for f in frames.values()) else ["id"]
+    if key == ["id"] and not all("id" in f.columns for f in frames.values()):
+        raise UserError(f"{submission_path} and {truth_path}: one names its pairs, the other only ids; "
+                        "give --data-dir a folder with the id_map.csv that maps the ids to pairs")
+    genes = data.gene_columns(truth)
+    data.check_same_genes(data.gene_columns(submission), genes, submission_path, truth_path)
+    for role, frame in frames.items():
+        duplicated = frame[frame.duplicated(key)]
+        if len(duplicated):
+            raise UserError(f"{submission_path if role == 'submission' else truth_path}: {len(duplicated)} row(s) "
+                            f"repeat a {'/'.join(key)} (e.g. {duplicated[key].head(3).values.tolist()}); keep one per pair")
+    truth_keys, submission_keys = (set(map(tuple, f[key].to_numpy().tolist())) for f in (truth, submission))
+    missing, extra = sorted(truth_keys - submission_keys), sorted(submission_keys - truth_keys)
+    if missing or extra:
+        raise UserError(f"{submission_path}: its rows differ from {truth_path}'s: {len(missing)} missing "
+                        f"(e.g. {missing[:3]}), {len(extra)} extra (e.g. {extra[:3]}); "
+                        "score a submission of the same pairs")
+    ordered = truth[key].merge(submission, on=key, how="left")  # the truth's row order
+    predictions = _values(ordered, genes, submission_path, "submission")
+    pairs = truth[key].reset_index(drop=True)
+    if key == ["id"]:
+        pairs = pairs.assign(cell_type="all", sm_name=pairs["id"].astype(str))
+    return pairs[data.PAIR], predictions, _values(truth, genes, truth_path, "truth"), genes
+
+
+# ---------------------------------------------------------------- baselines and the report
+
+def baselines(train, pairs, genes, source):
+    """Each baseline's prediction of `pairs` from the training rows `train`."""
+    for column in data.PAIR:
+        unknown = sorted(set(pairs[column]) - set(train[column]))
+        if unknown:
+            raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
+                            "predict their pairs; score pairs whose cell type and compound occur in training")
+    return {key: function(train, pairs, genes) for key, (_, function) in metrics.BASELINES.items()}
+
+
+def label(key, report):
+    return report["model_name"] if key == "model" else metrics.BASELINES[key][0]
+
+
+def _mean_over_groups(row_values, groups):
+    """Per metric: the mean over groups of each group's mean over its rows."""
+    names = np.unique(groups)
+    return {metric: float(np.mean([values[groups == g].mean() for g in names]))
+            for metric, values in row_values.items()}
+
+
+def build_report(model_name, predictions, truth, cell_types, groups=None, **context):
+    """(report, per-row scores). predictions: {"model" or baseline key: (rows, genes)}."""
+    cell_types = np.asarray(cell_types)
+    groups = np.zeros(len(truth)) if groups is None else np.asarray(groups)
+    rows = {key: metrics.row_scores(values, truth) for key, values in predictions.items()}
+    scores = {}
+    for key, row_values in rows.items():
+        by_cell_type = {cell_type: _mean_over_groups({m: v[cell_types == cell_type] for m, v in row_values.items()},
+                                                     groups[cell_types == cell_type])
+                        for cell_type in sorted(set(cell_types))}
+        scores[key] = dict(overall=_mean_over_groups(row_values, groups), by_cell_type=by_cell_type)
+    report = dict(context, model_name=model_name, rows=int(len(truth)), genes=int(truth.shape[1]),
+                  metrics=list(metrics.METRICS), scores=scores, best_baseline=None, improvement=None)
+    baseline_keys = [key for key in scores if key != "model"]
+    if baseline_keys:
+        best = min(baseline_keys, key=lambda k: scores[k]["overall"]["mrrmse"])
+        model, reference = scores["model"]["overall"]["mrrmse"], scores[best]["overall"]["mrrmse"]
+        report.update(best_baseline=best, improvement=dict(
+            mrrmse=reference - model, percent=100 * (reference - model) / reference if reference else 0.0))
+    return report, rows
+
+
+def format_report(report):
+    """The report as the table printed on stdout."""
+    scores, names = report["scores"], {key: label(key, report) for key in report["scores"]}
+    width = max(len(n) for n in names.values()) + 2
+    lines = [f"\n{report['title']}", f"  {'':<{width}}" + "".join(f"{m:>10}" for m in metrics.METRICS)]
+    for key, name in names.items():
+        lines.append(f"  {name:<{width}}" + "".join(f"{scores[key]['overall'][m]:>10.4f}" for m in metrics.METRICS))
+    if report["best_baseline"]:
+        gain = report["improvement"]
+        lines.append(f"  {report['model_name']} improves MRRMSE by {gain['mrrmse']:.4f} ({gain['percent']:.1f}%) "
+                     f"on the best {names[report['best_baseline']]}")
+    cell_types = list(scores["model"]["by_cell_type"])
+    if len(cell_types) > 1:
+        short = {key: ("model" if key == "model" else key) for key in scores}
+        lines.append(f"  MRRMSE by cell type:\n  {'':<20}" + "".join(f"{short[k]:>16}" for k in scores))
+        for cell_type in cell_types:
+            lines.append(f"  {cell_type:<20}" + "".join(
+                f"{scores[k]['by_cell_type'][cell_type]['mrrmse']:>16.4f}" for k in scores))
+    return "\n".join(lines)
+
+
+def write_json(path, report):
+    write_text(path, json.dumps(report, indent=1) + "\n")
+
+
+def plot(path, report, rows, predictions, truth, pairs, worst=6):
+    """Per-row RMSE of the model against the best baseline by cell type, and the errors across
+    genes of the model's worst rows. matplotlib is imported here: only --plot needs it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = report["best_baseline"]
+    if best is None:
+        raise UserError("--plot compares the model with the best baseline, and the baselines need "
+                        "de_train.parquet in the data folder (--data-dir)")
+    cell_types = pairs["cell_type"].to_numpy()
+    figure, (left, right) = plt.subplots(1, 2, figsize=(14, 6))
+    for cell_type in sorted(set(cell_types)):
+        mask = cell_types == cell_type
+        left.scatter(rows[best]["mrrmse"][mask], rows["model"]["mrrmse"][mask], s=12, alpha=0.7, label=cell_type)
+    top = max(rows[best]["mrrmse"].max(), rows["model"]["mrrmse"].max()) * 1.05
+    left.plot([0, top], [0, top], "k--", lw=1)
+    left.set(xlim=(0, top), ylim=(0, top), xlabel=f"row RMSE, {label(best, report)}",
+             ylabel=f"row RMSE, {report['model_name']}", title="Per-row RMSE (below the line: the model wins)")
+    left.legend(fontsize=8)
+
+    chosen, seen = [], set()  # the worst rows, each pair once (cross-validation repeats pairs)
+    for row in np.argsort(-rows["model"]["mrrmse"], kind="stable"):
+        name = f"{pairs['sm_name'].iat[row]} / {pairs['cell_type'].iat[row]}"
+        if name not in seen:
+            seen.add(name)
+            chosen.append((row, name))
+        if len(chosen) == worst:
+            break
+    right.boxplot([predictions["model"][row] - truth[row] for row, _ in chosen], vert=False,
+                  whis=(1, 99), showfliers=False)
+    right.set_yticks(range(1, len(chosen) + 1), [name for _, name in chosen], fontsize=8)
+    right.invert_yaxis()
+    right.axvline(0, color="k", lw=1)
+    right.set(xlabel="prediction - truth across genes (box: quartiles, whiskers: 1st-99th percentile)",
+              title=f"Errors of the {len(chosen)} worst rows")
+    figure.suptitle(report["title"], fontsize=10)
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+
+
+# ---------------------------------------------------------------- the two ways to evaluate
+
+def score_submission(submission_path, truth_path, data_dir, model_name, log=print):
+    """Score a submission against a truth file, beside the baselines fitted on data_dir's de_train
+    (skipped when there is none). Returns (report, details for `plot`)."""
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    id_map_path = data_dir / data.ID_MAP_FILE
+    id_map = data.read_id_map(id_map_path) if id_map_path.is_file() else None
+    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map)
+    predictions = {"model": predicted}
+    train_path = data_dir / data.TRAIN_FILE
+    if train_path.is_file() and (pairs["cell_type"] != "all").all():
+        predictions.update(baselines(data.read_de_train(train_path), pairs, genes, truth_path))
+    else:
+        log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
+    report, rows = build_report(
+        model_name, predictions, truth, pairs["cell_type"], mode="submission",
+        submission_file=str(submission_path), truth_file=str(truth_path),
+        title=f"{model_name}: {len(truth)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    return report, dict(rows=rows, predictions=predictions, truth=truth, pairs=pairs)
+
+
+def cv_folds(pairs):
+    """The author's folds: for each T/NK cell type, its rows of the compounds that have no B-cell or
+    Myeloid training rows (the compounds whose B/Myeloid profiles the competition tests).
+    pairs: the training rows' cell_type and sm_name. Returns [(cell type, held-out row mask)]."""
+    seen_in_test_types = set(pairs["sm_name"][pairs["cell_type"].isin(TEST_CELL_TYPES)])
+    test_compounds = ~pairs["sm_name"].isin(seen_in_test_types)
+    folds = [(cell_type, ((pairs["cell_type"] == cell_type) & test_compounds).to_numpy())
+             for cell_type in CV_CELL_TYPES]
+    empty = [cell_type for cell_type, held_out in folds if not held_out.any()]
+    if empty:
+        raise UserError(f"de_train has no rows to hold out for {', '.join(empty)} (rows of compounds without "
+                        f"{' or '.join(TEST_CELL_TYPES)} rows); cross-validation needs the competition's pair structure")
+    return folds
+
+
+def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None, log=print):
+    """Train the stage on each fold's training rows (into a temporary models folder, with the same
+    code as `train`/`predict`), predict the held-out rows, and score them beside the baselines."""
+    started = time.perf_counter()
+    data_dir = Path(data_dir)
+    data.require_inputs(data_dir, (data.TRAIN_FILE, data.ID_MAP_FILE))
+    train = data.read_de_train(data_dir / data.TRAIN_FILE)
+    genes = data.gene_columns(train)
+    pseudolabels = pipeline.pseudolabel_rows(stage, submissions_dir, data.read_id_map(data_dir / data.ID_MAP_FILE),
+                                             genes)
+    folds = cv_folds(train)
+    runs = [(repeat, number, cell_type, held_out) for repeat in range(CV_REPEATS)
+            for number, (cell_type, held_out) in enumerate(folds, 1)]
+    parts = []
+    for done, (repeat, number, cell_type, held_out) in enumerate(runs):
+        prefix = f"[cv repeat {repeat + 1}/{CV_REPEATS}, fold {number}/{len(folds)} {cell_type}]"
+        elapsed = time.perf_counter() - started
+        left = f", about {elapsed / done * (len(runs) - done):.0f}s left in all" if done else ""
+        log(f"{prefix} holding out {held_out.sum()} rows, training on {(~held_out).sum()} + "
+            f"{len(pseudolabels)} pseudolabels{left}")
+        fold_train, fold_test = train[~held_out], train[held_out].reset_index(drop=True)
+        prepared = pipeline.encode_training(fold_train, genes, seed + repeat, pseudolabels)
+        with tempfile.TemporaryDirectory(prefix="pertnet-cv-") as models_dir:
+            pipeline.train_prepared(stage, prepared, models_dir, seed + repeat, reps, epochs, force=True,
+                                    log=lambda line: log(f"{prefix} {line.strip()}"))
+            shared = bundle.load_shared(models_dir, stage)
+            inputs = Vocabulary.from_labels(shared["vocabulary"]).transform(
+                fold_test.cell_type, fold_test.sm_name, source=f"{prefix} held-out rows")
+            predicted = pipeline.ensemble_prediction(stage, models_dir, shared, inputs)
+        parts.append(dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[data.PAIR],
+                          group=np.full(len(fold_test), len(parts)),
+                          **baselines(fold_train, fold_test, genes, data_dir / data.TRAIN_FILE)))
+
+    stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "group",
+                                                                            *metrics.BASELINES)}
+    pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
+    predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
+    entries = pipeline.stage_entries(stage, reps, epochs)
+    report, rows = build_report(
+        stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage,
+        cv=dict(folds=list(CV_CELL_TYPES), held_out_rows=[int(h.sum()) for _, h in folds], repeats=CV_REPEATS,
+                seeds=[seed + r for r in range(CV_REPEATS)], pseudolabels=len(pseudolabels),
+                reps={e["id"]: e["reps"] for e in entries}, epochs={e["id"]: e["epochs"] for e in entries},
+                overrides=dict(reps=reps, epochs=epochs)),
+        title=f"{stage}: cross-validation on {data_dir / data.TRAIN_FILE}, {len(folds)} folds x {CV_REPEATS} "
+              f"repeats ({len(pairs)} held-out rows x {len(genes)} genes)")
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)
+
+
+def evaluate(report_and_details, json_path=None, plot_path=None, log=print):
+    """Print the report's table; write its JSON and plot where asked."""
+    report, details = report_and_details
+    log(format_report(report))
+    if json_path:
+        write_json(json_path, report)
+        log(f"report -> {json_path}")
+    if plot_path:
+        plot(plot_path, report, **details)
+        log(f"plot -> {plot_path}")
+    log(f"evaluated in {report['wall_s']:.1f}s")
+    return report

@@ -1,0 +1,60 @@
+"""The row-wise metrics against values worked out by hand, and the baselines."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from pertnet import metrics
+
+TRUTH = np.array([[1.0, 2.0, 3.0, 4.0],
+                  [0.0, 0.0, 0.0, 0.0]])
+PREDICTED = np.array([[2.0, 2.0, 2.0, 6.0],   # errors 1, 0, -1, 2
+                      [1.0, -1.0, 1.0, -1.0]])
+
+
+def test_rmse_and_mae_by_hand():
+    assert metrics.row_rmse(PREDICTED, TRUTH) == pytest.approx([np.sqrt(6 / 4), 1.0])
+    assert metrics.mrrmse(PREDICTED, TRUTH) == pytest.approx((np.sqrt(1.5) + 1.0) / 2)
+    assert metrics.row_mae(PREDICTED, TRUTH) == pytest.approx([1.0, 1.0])
+
+
+def test_correlations_by_hand():
+    # row 0: centred prediction (-1, -1, -1, 3), centred truth (-1.5, -0.5, 0.5, 1.5)
+    pearson = (1.5 + 0.5 - 0.5 + 4.5) / (np.sqrt(12) * np.sqrt(5))
+    # ranks: prediction (2, 2, 2, 4) (ties share their average rank), truth (1, 2, 3, 4);
+    # centred: (-0.5, -0.5, -0.5, 1.5) and (-1.5, -0.5, 0.5, 1.5)
+    spearman = (0.75 + 0.25 - 0.25 + 2.25) / (np.sqrt(3) * np.sqrt(5))
+    cosine = (2 + 4 + 6 + 24) / (np.sqrt(48) * np.sqrt(30))
+    assert metrics.row_pearson(PREDICTED, TRUTH)[0] == pytest.approx(pearson)
+    assert metrics.row_spearman(PREDICTED, TRUTH)[0] == pytest.approx(spearman)
+    assert metrics.row_cosine(PREDICTED, TRUTH)[0] == pytest.approx(cosine)
+
+
+def test_a_zero_variance_row_scores_zero_on_the_correlations():
+    scores = metrics.row_scores(PREDICTED, TRUTH)  # row 1: the truth is constant (all zeros)
+    assert scores["pearson"][1] == scores["spearman"][1] == scores["cosine"][1] == 0.0
+    constant_prediction = np.array([[5.0, 5.0, 5.0, 5.0]])
+    assert metrics.row_pearson(constant_prediction, TRUTH[:1]) == pytest.approx([0.0])
+    assert metrics.row_cosine(constant_prediction, TRUTH[:1]) > 0.5  # not centred: not zero
+
+
+def test_identical_inputs_are_perfect():
+    scores = metrics.row_scores(TRUTH[:1], TRUTH[:1])
+    assert scores["mrrmse"] == pytest.approx([0.0]) and scores["mae"] == pytest.approx([0.0])
+    for name in ("pearson", "spearman", "cosine"):
+        assert scores[name] == pytest.approx([1.0])
+
+
+def test_nan_predictions_and_shape_mismatches_are_errors():
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.row_rmse(np.array([[np.nan, 1.0]]), np.array([[0.0, 1.0]]))
+    with pytest.raises(ValueError, match="same"):
+        metrics.row_mae(np.zeros((2, 3)), np.zeros((2, 4)))
+
+
+def test_baselines():
+    train = pd.DataFrame({"cell_type": ["A", "A", "B"], "sm_name": ["x", "y", "x"],
+                          "g1": [1.0, 3.0, 5.0], "g2": [0.0, 2.0, 4.0]})
+    pairs = pd.DataFrame({"cell_type": ["B"], "sm_name": ["y"]})
+    expected = {"zeros": [0, 0], "compound_mean": [3, 2], "cell_type_mean": [5, 4], "training_mean": [3, 2]}
+    for key, (_, baseline) in metrics.BASELINES.items():
+        assert baseline(train, pairs, ["g1", "g2"]).tolist() == [expected[key]], key
