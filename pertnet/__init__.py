@@ -7,3 +7,7 @@ command lines over `pertnet.pipeline`.
 
 class UserError(Exception):
     """A problem with what the user supplied: reported as one line, exit code 2, no traceback."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training, carrying what was saved: cli.run prints it and exits with 130."""

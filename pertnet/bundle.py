@@ -6,17 +6,23 @@ models/<stage>/
         vocabulary      str   (labels,)      sorted cell types and compounds; a label's index is its code
         clip_low/high   f32   (genes,)       per-gene min / max of the raw de_train (section 5, step 3)
         components      f32   (k, genes)     SVD basis; an entry with n_dim uses the first n_dim rows
+        run             str   ()             fingerprint of the training arrays, seed and stage
     model_<id>/
-        entry.json      the entry's hyperparameters (overrides applied), vocab_size, reps, fingerprint
+        entry.json      the entry's hyperparameters (overrides applied), vocab_size, reps, run (the
+                        run fingerprint it was trained in) and fingerprint (run + hyperparameters)
         rep_<r>.npz     one rep's weights: w000, w001, ... in `nets.build_model(...).get_weights()` order
+
+A bundle is complete when entry.json and all its rep files exist: entry.json is written last.
+A model-rep is one rep file of a complete bundle; the reps of an entry are trained and saved
+together, so an interrupted entry is retrained whole.
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError, nets
-from pertnet.files import save_npz, write_text
+from pertnet import UserError
+from pertnet.files import load_npz, save_npz, write_text
 from pertnet.targets import SVDCodec
 
 
@@ -24,10 +30,14 @@ def stage_dir(models_dir, stage):
     return Path(models_dir) / stage
 
 
-def save_shared(models_dir, stage, genes, vocabulary, clip_low, clip_high, codec):
+def save_shared(models_dir, stage, genes, vocabulary, clip_low, clip_high, codec, run):
     save_npz(stage_dir(models_dir, stage) / "shared.npz", genes=np.asarray(genes, dtype=str),
              vocabulary=np.asarray(vocabulary, dtype=str), clip_low=clip_low, clip_high=clip_high,
-             components=codec.components_)
+             components=codec.components_, run=np.asarray(run))
+
+
+def _retrain_hint(stage):
+    return f"rerun your `python -m train --stage {stage}` command (it retrains only what is missing or stale)"
 
 
 def load_shared(models_dir, stage):
@@ -35,21 +45,31 @@ def load_shared(models_dir, stage):
     if not path.is_file():
         raise UserError(f"no trained models in {stage_dir(models_dir, stage)}/; run "
                         f"`python -m train --stage {stage}` first")
-    with np.load(path) as shared:
-        return {key: shared[key] for key in shared.files}
+    return load_npz(path, _retrain_hint(stage))  # train rewrites shared.npz on every run
 
 
 def entry_dir(models_dir, stage, entry_id):
     return stage_dir(models_dir, stage) / f"model_{entry_id}"
 
 
-def read_entry(models_dir, stage, entry_id):
-    """The entry.json of a complete bundle, or None if the entry was never (completely) saved."""
-    path = entry_dir(models_dir, stage, entry_id) / "entry.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+def rep_path(models_dir, stage, entry_id, rep):
+    return entry_dir(models_dir, stage, entry_id) / f"rep_{rep}.npz"
 
 
-def save_entry(models_dir, stage, entry, vocab_size, rep_weights, fingerprint):
+def entry_state(models_dir, stage, entry_id):
+    """(entry.json contents, "") for a complete bundle, else (None, what is missing or damaged)."""
+    try:
+        meta = json.loads((entry_dir(models_dir, stage, entry_id) / "entry.json").read_text())
+        reps = int(meta["reps"])
+    except FileNotFoundError:
+        return None, "no entry.json"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, "entry.json is damaged"
+    missing = [f"rep_{rep}.npz" for rep in range(reps) if not rep_path(models_dir, stage, entry_id, rep).is_file()]
+    return (None, f"{', '.join(missing)} missing") if missing else (meta, "")
+
+
+def save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, fingerprint):
     """Write every rep's weights, then entry.json last: its presence marks the bundle complete."""
     folder = entry_dir(models_dir, stage, entry["id"])
     (folder / "entry.json").unlink(missing_ok=True)
@@ -57,25 +77,45 @@ def save_entry(models_dir, stage, entry, vocab_size, rep_weights, fingerprint):
         stale.unlink()
     for rep, weights in enumerate(rep_weights):
         save_npz(folder / f"rep_{rep}.npz", **{f"w{i:03d}": w for i, w in enumerate(weights)})
-    meta = dict(entry=entry, vocab_size=vocab_size, reps=len(rep_weights), fingerprint=fingerprint)
+    meta = dict(entry=entry, vocab_size=vocab_size, reps=len(rep_weights), run=run, fingerprint=fingerprint)
     write_text(folder / "entry.json", json.dumps(meta, indent=1))
+
+
+def _complete_entry(models_dir, stage, entry_id):
+    """entry.json of a complete bundle; else a UserError saying what is missing and how to remake it."""
+    meta, problem = entry_state(models_dir, stage, entry_id)
+    if problem:
+        raise UserError(f"{entry_dir(models_dir, stage, entry_id)}/: incomplete bundle ({problem}); "
+                        f"{_retrain_hint(stage)}")
+    return meta
+
+
+def check_stage(models_dir, stage, entry_ids, shared):
+    """Before predicting: every entry's bundle is complete and from the same training run as shared.npz."""
+    for entry_id in entry_ids:
+        meta = _complete_entry(models_dir, stage, entry_id)
+        if meta.get("run") != str(shared["run"]) or meta["vocab_size"] != len(shared["vocabulary"]):
+            raise UserError(f"{entry_dir(models_dir, stage, entry_id)}/ was trained on other inputs, vocabulary "
+                            f"or seed than {stage_dir(models_dir, stage)}/shared.npz (an unfinished retrain?); "
+                            f"{_retrain_hint(stage)}")
 
 
 def load_rep_weights(models_dir, stage, entry_id):
     """(entry.json contents, one weight list per rep)."""
-    meta = read_entry(models_dir, stage, entry_id)
-    if meta is None:
-        raise UserError(f"{entry_dir(models_dir, stage, entry_id)}/ holds no complete bundle; run "
-                        f"`python -m train --stage {stage}`")
+    meta = _complete_entry(models_dir, stage, entry_id)
+    damaged = (f"delete {entry_dir(models_dir, stage, entry_id)}/ and {_retrain_hint(stage)}, "
+               f"or retrain everything with --force")
     reps = []
     for rep in range(meta["reps"]):
-        with np.load(entry_dir(models_dir, stage, entry_id) / f"rep_{rep}.npz") as weights:
-            reps.append([weights[key] for key in sorted(weights.files)])
+        weights = load_npz(rep_path(models_dir, stage, entry_id, rep), damaged)
+        reps.append([weights[key] for key in sorted(weights)])
     return meta, reps
 
 
 def load_keras_model(models_dir, stage, entry_id, rep):
     """One rep as the plain Keras model of its family (for users who want the network itself)."""
+    from pertnet import nets  # Keras: loaded only here, so that reading bundles stays light
+
     meta, reps = load_rep_weights(models_dir, stage, entry_id)
     model = nets.build_model(meta["entry"], meta["vocab_size"])
     model.set_weights(reps[rep])

@@ -3,13 +3,14 @@
 Schemas (SPEC.md section 1):
 
 de_train.parquet   one row per training (cell_type, sm_name) pair
-    cell_type    str   cell type, e.g. "NK cells"
-    sm_name      str   compound name
-    sm_lincs_id  str   compound LINCS id
-    SMILES       str   compound structure
-    control      bool  True for the positive controls
+    cell_type    str   cell type, e.g. "NK cells"                         required
+    sm_name      str   compound name                                      required
+    sm_lincs_id  str   compound LINCS id                                  optional, unused
+    SMILES       str   compound structure                                 optional, unused
+    control      bool  True for the positive controls                     optional, unused
     <gene> ...   float one column per gene: limma's sign(logFC) * -log10(p); every column
-                       that is not one of the five above is a gene
+                       that is not one of the five above is a gene, and must be numeric and
+                       finite (a column of text that is not numbers is an unknown column: an error)
 id_map.csv         the pairs to predict
     id           int   row id of the submission
     cell_type    str
@@ -39,18 +40,26 @@ SOURCE_HINT = ("download them from the Kaggle competition 'open-problems-single-
 
 def require_inputs(data_dir, names=(TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE)):
     """Fail with one message naming every missing input file and where they come from."""
+    if not Path(data_dir).is_dir():
+        raise UserError(f"the data folder {data_dir}/ does not exist (it must hold {', '.join(names)}); "
+                        f"{SOURCE_HINT}, or pass --data-dir")
     missing = [name for name in names if not (Path(data_dir) / name).is_file()]
     if missing:
         raise UserError(f"missing input file(s) in {data_dir}/: {', '.join(missing)}; {SOURCE_HINT}")
 
 
 def _read(path, reader):
+    kind = Path(path).suffix[1:]
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise UserError(f"{path}: the file is empty (0 bytes); download or write it again")
     try:
         frame = reader(path)
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
     except Exception as error:  # any parser failure: say which file, not a library traceback
-        raise UserError(f"{path}: not a readable {Path(path).suffix[1:]} file ({error})") from None
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise UserError(f"{path}: not a valid {kind} file ({first_line}); download or write it again "
+                        f"as {kind}") from None
     if frame.empty:
         raise UserError(f"{path}: the file has no rows")
     return frame
@@ -59,7 +68,9 @@ def _read(path, reader):
 def _require_columns(frame, columns, path):
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+        found = ", ".join(map(str, frame.columns[:6])) + (", ..." if len(frame.columns) > 6 else "")
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (it has {found}); the file needs "
+                        f"columns {', '.join(columns)}: add or rename them")
 
 
 def _check_unique_pairs(frame, path):
@@ -75,26 +86,42 @@ def gene_columns(frame):
     return [c for c in frame.columns if c not in METADATA and c != "id" and c != "split"]
 
 
+def _check_numeric_genes(frame, genes, path):
+    """Gene columns must be numbers. A text column that is mostly numbers is a gene column with bad
+    cells (name them); one that is mostly not is an unknown metadata column (name it)."""
+    text = [g for g in genes if not pd.api.types.is_numeric_dtype(frame[g])]
+    parsed = {g: pd.to_numeric(frame[g], errors="coerce") for g in text}
+    unknown = [g for g in text if parsed[g].notna().mean() < 0.5]
+    if unknown:
+        raise UserError(f"{path}: unknown non-numeric column(s) {', '.join(map(str, unknown[:5]))}"
+                        f"{' and more' if len(unknown) > 5 else ''}; the metadata columns are "
+                        f"{', '.join(METADATA)} and every other column must be a numeric gene column: "
+                        "drop or rename them")
+    if text:
+        gene = text[0]
+        rows = np.flatnonzero(parsed[gene].isna() & frame[gene].notna())
+        raise UserError(f"{path}: {len(text)} gene column(s) are not numeric (e.g. {', '.join(map(str, text[:5]))}); "
+                        f"column {gene} holds text such as {frame[gene].iloc[rows[0]]!r} in row(s) "
+                        f"{rows[:5].tolist()}; store the genes as numbers")
+
+
 def read_de_train(path):
     """de_train as a frame with validated metadata and finite float32 gene columns."""
     frame = _read(path, pd.read_parquet)
     _require_columns(frame, PAIR, path)
     genes = gene_columns(frame)
-    not_numeric = [g for g in genes if not pd.api.types.is_numeric_dtype(frame[g])]
-    if not_numeric:
-        raise UserError(f"{path}: {len(not_numeric)} non-metadata column(s) are not numeric "
-                        f"(e.g. {', '.join(map(str, not_numeric[:5]))}); gene columns must hold numbers "
-                        f"and the only metadata columns are {', '.join(METADATA)}")
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides {', '.join(METADATA)} is a gene)")
+    _check_numeric_genes(frame, genes, path)
     _check_unique_pairs(frame, path)
     values = frame[genes].to_numpy(dtype=np.float32)
     bad = ~np.isfinite(values)
     if bad.any():
-        rows, cols = np.nonzero(bad)
-        raise UserError(f"{path}: {bad.sum()} NaN or infinite value(s) in {len(set(rows))} row(s) "
-                        f"(e.g. rows {sorted(set(rows.tolist()))[:5]}, genes "
-                        f"{[genes[c] for c in sorted(set(cols.tolist()))[:5]]}); fill or drop them")
+        rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(bad))
+        pairs = "; ".join(f"({c}, {s})" for c, s in frame[PAIR].iloc[rows[:3]].itertuples(index=False))
+        raise UserError(f"{path}: {bad.sum()} NaN or infinite value(s) in {len(rows)} row(s) and "
+                        f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {pairs}; genes "
+                        f"{', '.join(str(genes[c]) for c in cols[:5])}); fill or drop them")
     return pd.concat([frame[PAIR].reset_index(drop=True).astype(str),
                       pd.DataFrame(values, columns=genes)], axis=1)
 
@@ -102,8 +129,10 @@ def read_de_train(path):
 def read_id_map(path):
     frame = _read(path, pd.read_csv)
     _require_columns(frame, ["id", *PAIR], path)
+    if not pd.api.types.is_integer_dtype(frame["id"]):
+        raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].iloc[0]!r})")
     if frame["id"].duplicated().any():
-        raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique())[:5]}; "
+        raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique().tolist())[:5]}; "
                         "each id must occur once")
     _check_unique_pairs(frame, path)
     return frame[["id", *PAIR]].astype({"cell_type": str, "sm_name": str})
@@ -111,12 +140,22 @@ def read_id_map(path):
 
 def read_gene_order(path, id_map=None):
     """The gene columns of sample_submission.csv, the order a submission must use."""
-    frame = _read(path, lambda p: pd.read_csv(p, nrows=None))
+    frame = _read(path, pd.read_csv)
     _require_columns(frame, ["id"], path)
-    if id_map is not None and sorted(frame["id"]) != sorted(id_map["id"]):
-        raise UserError(f"{path}: its ids differ from id_map.csv's; use the sample_submission that "
-                        "belongs to this id_map")
+    if id_map is not None:
+        _check_same_ids(frame["id"], id_map["id"], path, "use the sample_submission that belongs to this id_map")
     return [c for c in frame.columns if c != "id"]
+
+
+def _check_same_ids(ids, expected, path, fix):
+    """`ids` must be `expected` (id_map's), each once; say how many are missing / extra and show a few."""
+    ids, expected = pd.Series(ids), pd.Series(expected)
+    missing, extra = sorted(set(expected.tolist()) - set(ids.tolist())), sorted(set(ids.tolist()) - set(expected.tolist()))
+    repeated = sorted(set(ids[ids.duplicated()].tolist()))
+    if missing or extra or repeated:
+        raise UserError(f"{path}: its ids differ from id_map.csv's: {len(missing)} missing "
+                        f"(e.g. {missing[:3] or '-'}), {len(extra)} extra (e.g. {extra[:3] or '-'}), "
+                        f"{len(repeated)} repeated (e.g. {repeated[:3] or '-'}); {fix}")
 
 
 def check_same_genes(genes, expected, path, expected_source):
@@ -133,9 +172,7 @@ def read_submission(path, id_map, genes):
     frame = _read(path, pd.read_csv)
     _require_columns(frame, ["id"], path)
     check_same_genes(gene_columns(frame), genes, path, "de_train.parquet")
-    if sorted(frame["id"]) != sorted(id_map["id"]) or frame["id"].duplicated().any():
-        raise UserError(f"{path}: its ids do not match id_map.csv's (one row per id); rerun the "
-                        "stage that wrote it on the current id_map")
+    _check_same_ids(frame["id"], id_map["id"], path, "rerun the stage that wrote it on the current id_map")
     values = frame.set_index("id").loc[id_map["id"], genes].to_numpy(dtype=np.float32)
     if not np.isfinite(values).all():
         raise UserError(f"{path}: {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")

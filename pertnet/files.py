@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pertnet import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -33,6 +34,26 @@ def save_npz(path, **arrays):
         np.savez(handle, **arrays)
 
 
+def load_npz(path, fix):
+    """Every array of an .npz; a damaged file is a UserError naming it, ending with `fix`."""
+    try:
+        with np.load(path) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    except Exception as error:  # truncated, overwritten or not an npz at all
+        raise UserError(f"{path}: damaged file ({type(error).__name__}: {error}); {fix}") from None
+
+
 def write_text(path, text):
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def require_writable(folder, option):
+    """Fail before any work if `folder` (given by `option`) cannot be created or written to."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise UserError(f"{folder}: {existing} is a file, not a folder; pass another {option} or move the file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{folder}: no permission to write in {existing}/; pass another {option} "
+                        "or make it writable")
