@@ -1,0 +1,110 @@
+"""python -m evaluate: the CV folds on the real pair structure, scoring a submission against a
+truth file, and an end-to-end --cv run on the tiny dataset with its JSON and plot."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, dirs, run_cli
+from pertnet import UserError, data, evaluation
+
+PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
+
+
+def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
+    pairs = pd.read_csv(PAIRS)
+    train, test = pairs[pairs.split == "train"].reset_index(drop=True), pairs[pairs.split == "test"]
+    folds = evaluation.cv_folds(train)
+    assert [cell_type for cell_type, _ in folds] == ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]
+    test_compounds = set(test.sm_name)  # the compounds whose B / Myeloid profiles are the test
+    for cell_type, held_out in folds:
+        held = train[held_out]
+        expected = train[(train.cell_type == cell_type) & train.sm_name.isin(test_compounds)]
+        assert sorted(map(tuple, held[data.PAIR].values)) == sorted(map(tuple, expected[data.PAIR].values))
+        assert len(held) == (127 if cell_type == "T cells CD8+" else 129)
+        training_pairs = set(map(tuple, train[~held_out][data.PAIR].values))
+        assert not training_pairs & set(map(tuple, held[data.PAIR].values))
+        # every held-out pair stays encodable: its cell type and compound occur in the fold's training rows
+        assert set(held.cell_type) <= set(train[~held_out].cell_type)
+        assert set(held.sm_name) <= set(train[~held_out].sm_name)
+
+
+def write_submission(tiny_data, path, values=None, drop=0, shuffle=True):
+    """A submission of the truth's pairs (id + genes, rows shuffled): the truth itself unless `values`."""
+    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILE)
+    id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
+    genes = data.gene_columns(truth)
+    frame = id_map.merge(truth, on=data.PAIR)[["id", *genes]]
+    if values is not None:
+        frame[genes] = values
+    if shuffle:
+        frame = frame.sample(frac=1, random_state=0)
+    frame.iloc[drop:].to_csv(path, index=False)
+    return path
+
+
+def test_a_perfect_submission_scores_perfectly_beside_the_baselines(tmp_path, tiny_data):
+    submission = write_submission(tiny_data, tmp_path / "perfect.csv")
+    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILE, tiny_data, "perfect")
+    model = report["scores"]["model"]["overall"]
+    assert model["mrrmse"] == pytest.approx(0) and model["pearson"] == pytest.approx(1)
+    assert set(report["scores"]) == {"model", "zeros", "compound_mean", "cell_type_mean", "training_mean"}
+    assert set(report["scores"]["model"]["by_cell_type"]) == {"B cells", "Myeloid cells"}
+    best = report["scores"][report["best_baseline"]]["overall"]["mrrmse"]
+    assert best == min(report["scores"][k]["overall"]["mrrmse"] for k in report["scores"] if k != "model")
+    assert report["improvement"]["percent"] == pytest.approx(100)
+
+
+def test_submission_scores_match_the_metrics_on_rows_in_truth_order(tmp_path, tiny_data):
+    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILE)
+    genes = data.gene_columns(truth)
+    noise = np.random.default_rng(0).normal(size=(len(truth), len(genes)))
+    id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
+    ordered_truth = id_map.merge(truth, on=data.PAIR)[genes].to_numpy()
+    submission = write_submission(tiny_data, tmp_path / "noisy.csv", ordered_truth + noise)
+    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILE, tiny_data, "noisy")
+    expected = np.mean(np.sqrt(np.mean(noise ** 2, axis=1)))
+    assert report["scores"]["model"]["overall"]["mrrmse"] == pytest.approx(expected)
+
+
+def test_mismatched_rows_and_nan_predictions_are_clear_errors(tmp_path, tiny_data):
+    truth = tiny_data / evaluation.TRUTH_FILE
+    short = write_submission(tiny_data, tmp_path / "short.csv", drop=2)
+    with pytest.raises(UserError, match="2 missing"):
+        evaluation.score_submission(short, truth, tiny_data, "short")
+    frame = pd.read_csv(write_submission(tiny_data, tmp_path / "nan.csv", shuffle=False))
+    frame.iloc[3, 5] = np.nan
+    frame.to_csv(tmp_path / "nan.csv", index=False)
+    with pytest.raises(UserError, match="1 NaN"):
+        evaluation.score_submission(tmp_path / "nan.csv", truth, tiny_data, "nan")
+    frame.drop(columns=frame.columns[7]).to_csv(tmp_path / "gene.csv", index=False)
+    with pytest.raises(UserError, match="1 missing"):
+        evaluation.score_submission(tmp_path / "gene.csv", truth, tiny_data, "gene")
+
+
+def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
+    report_path, plot_path = tmp_path / "cv.json", tmp_path / "cv.png"
+    result = run_cli("evaluate", "--stage", "simple", "--cv", "--reps", "1", "--epochs", "1",
+                     "--json", report_path, "--plot", plot_path, *dirs(tmp_path, tiny_data), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[cv repeat 2/2, fold 4/4 T regulatory cells]" in result.stdout
+    assert "baseline: compound mean" in result.stdout and "improves MRRMSE" in result.stdout
+    report = json.loads(report_path.read_text())
+    assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
+    assert report["rows"] == 2 * (129 + 129 + 127 + 129)
+    assert set(report["scores"]["model"]["by_cell_type"]) == set(evaluation.CV_CELL_TYPES)
+    for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
+        assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
+    assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+    with Image.open(plot_path) as image:
+        image.verify()
+    assert not (tmp_path / "models").exists()  # the folds train into temporary folders
+
+
+def test_option_errors(tmp_path, tiny_data):
+    result = run_cli("evaluate", "--cv", *dirs(tmp_path, tiny_data), cwd=tmp_path)
+    assert result.returncode == 2 and "--cv needs --stage" in result.stderr
