@@ -273,9 +273,13 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
             inputs = Vocabulary.from_labels(shared["vocabulary"]).transform(
                 fold_test.cell_type, fold_test.sm_name, source=f"{prefix} held-out rows")
             predicted = pipeline.ensemble_prediction(stage, models_dir, shared, inputs)
-        parts.append(dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[data.PAIR],
-                          group=np.full(len(fold_test), len(parts)),
-                          **baselines(fold_train, fold_test, genes, data_dir / data.TRAIN_FILE)))
+        part = dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[data.PAIR],
+                    group=np.full(len(fold_test), len(parts)),
+                    **baselines(fold_train, fold_test, genes, data_dir / data.TRAIN_FILE))
+        fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
+        log(f"{prefix} MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
+            ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
+        parts.append(part)
 
     stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "group",
                                                                             *metrics.BASELINES)}

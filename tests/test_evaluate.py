@@ -89,7 +89,7 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     result = run_cli("evaluate", "--stage", "simple", "--cv", "--reps", "1", "--epochs", "1",
                      "--json", report_path, "--plot", plot_path, *dirs(tmp_path, tiny_data), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "[cv repeat 2/2, fold 4/4 T regulatory cells]" in result.stdout
+    assert "[cv repeat 2/2, fold 4/4 T regulatory cells] MRRMSE" in result.stdout  # progress and fold scores
     assert "baseline: compound mean" in result.stdout and "improves MRRMSE" in result.stdout
     report = json.loads(report_path.read_text())
     assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
