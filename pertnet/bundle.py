@@ -73,7 +73,7 @@ def save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, fingerpri
     """Write every rep's weights, then entry.json last: its presence marks the bundle complete."""
     folder = entry_dir(models_dir, stage, entry["id"])
     (folder / "entry.json").unlink(missing_ok=True)
-    for stale in folder.glob("rep_*.npz"):
+    for stale in [*folder.glob("rep_*.npz"), *folder.glob(".*.tmp")]:  # .tmp: left by a killed run
         stale.unlink()
     for rep, weights in enumerate(rep_weights):
         save_npz(folder / f"rep_{rep}.npz", **{f"w{i:03d}": w for i, w in enumerate(weights)})

@@ -267,7 +267,7 @@ def test_predict_with_bundles_of_another_training_run(trained):
 
 def test_predict_with_bundles_of_other_genes(trained):
     edit_csv(trained / "data/sample_submission.csv", lambda f: f.drop(columns="G003"))
-    predict_fails(trained, "gene columns differ from the genes the models in", "1 extra (e.g. G003)")
+    predict_fails(trained, "gene columns differ from the genes the models in", "1 missing (e.g. G003)")
 
 
 def test_predict_with_labels_outside_the_bundles_vocabulary(trained):
