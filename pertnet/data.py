@@ -73,7 +73,12 @@ def _require_columns(frame, columns, path):
                         f"columns {', '.join(columns)}: add or rename them")
 
 
-def _check_unique_pairs(frame, path):
+def _check_pairs(frame, path):
+    """Every row names its cell type and compound, and a pair no other row names."""
+    blank = frame[PAIR].isna().any(axis=1).to_numpy()
+    if blank.any():
+        raise UserError(f"{path}: {blank.sum()} row(s) have no cell_type or sm_name (e.g. rows "
+                        f"{np.flatnonzero(blank)[:5].tolist()}); fill or drop them")
     duplicated = frame[frame.duplicated(PAIR, keep=False)][PAIR].drop_duplicates()
     if len(duplicated):
         shown = "; ".join(f"({c}, {s})" for c, s in duplicated.head(5).itertuples(index=False))
@@ -100,9 +105,10 @@ def _check_numeric_genes(frame, genes, path):
     if text:
         gene = text[0]
         rows = np.flatnonzero(parsed[gene].isna() & frame[gene].notna())
+        found = (f"holds text such as {frame[gene].iloc[rows[0]]!r} in row(s) {rows[:5].tolist()}" if len(rows)
+                 else "stores its numbers as text")
         raise UserError(f"{path}: {len(text)} gene column(s) are not numeric (e.g. {', '.join(map(str, text[:5]))}); "
-                        f"column {gene} holds text such as {frame[gene].iloc[rows[0]]!r} in row(s) "
-                        f"{rows[:5].tolist()}; store the genes as numbers")
+                        f"column {gene} {found}; store the genes as numbers")
 
 
 def read_de_train(path):
@@ -113,7 +119,7 @@ def read_de_train(path):
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides {', '.join(METADATA)} is a gene)")
     _check_numeric_genes(frame, genes, path)
-    _check_unique_pairs(frame, path)
+    _check_pairs(frame, path)
     values = frame[genes].to_numpy(dtype=np.float32)
     bad = ~np.isfinite(values)
     if bad.any():
@@ -134,7 +140,7 @@ def read_id_map(path):
     if frame["id"].duplicated().any():
         raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique().tolist())[:5]}; "
                         "each id must occur once")
-    _check_unique_pairs(frame, path)
+    _check_pairs(frame, path)
     return frame[["id", *PAIR]].astype({"cell_type": str, "sm_name": str})
 
 

@@ -118,6 +118,11 @@ def test_gene_column_holding_text(tmp_path, tiny_data):
     prepare_fails(tmp_path, tiny_data, "1 gene column(s) are not numeric (e.g. G005)", "'n.a.'", "row(s) [3]")
 
 
+def test_gene_column_of_numbers_stored_as_text(tmp_path, tiny_data):
+    edit_train(tiny_data, lambda f: f.assign(G009=f["G009"].astype(str)))
+    prepare_fails(tmp_path, tiny_data, "(e.g. G009); column G009 stores its numbers as text")
+
+
 def test_nan_and_inf_targets_are_counted_and_located(tmp_path, tiny_data):
     def spoil(frame):
         frame.loc[[4, 9], "G002"] = np.nan
@@ -135,6 +140,11 @@ def test_duplicate_pairs_in_de_train(tmp_path, tiny_data):
     pair = pd.read_parquet(tiny_data / "de_train.parquet").iloc[7]
     prepare_fails(tmp_path, tiny_data, "de_train.parquet: 1 (cell_type, sm_name) pair(s) occur more than once",
                   f"({pair.cell_type}, {pair.sm_name})")
+
+
+def test_rows_without_a_cell_type(tmp_path, tiny_data):
+    edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(cell_type=f["cell_type"].where(f.index != 2, None)))
+    prepare_fails(tmp_path, tiny_data, "id_map.csv: 1 row(s) have no cell_type or sm_name (e.g. rows [2])")
 
 
 def test_duplicate_ids_in_id_map(tmp_path, tiny_data):
