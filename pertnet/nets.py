@@ -88,77 +88,83 @@ def _keras_mrrmse(y_true, y_pred):
 _keras_mrrmse.__name__ = "mrrmse"
 
 
-class RepEmbedding(keras.layers.Layer):
-    """Embedding + Flatten with a rep axis: (R, B, 2) ints -> (R, B, 2 * dim)."""
-
-    def __init__(self, reps, vocab_size, dim):
-        super().__init__()
-        self.dim = dim
-        self.embeddings = self.add_weight(shape=(reps, vocab_size, dim), initializer="zeros")
-
-    def call(self, x):
-        h = tf.gather(self.embeddings, x, batch_dims=1)
-        return tf.reshape(h, (tf.shape(h)[0], tf.shape(h)[1], 2 * self.dim))
+def layers(entry):
+    """The whole network as (kind, argument) pairs: embedding, the hidden block, the output Dense."""
+    return [("embedding", entry["emb_out"]), *hidden_layers(entry), ("dense", (entry["n_dim"], None))]
 
 
-class RepDense(keras.layers.Layer):
-    """Dense with a rep axis: one (in, out) kernel and bias per rep."""
-
-    def __init__(self, reps, fan_in, units, activation=None):
-        super().__init__()
-        self.activation = keras.activations.get(activation)
-        self.kernel = self.add_weight(shape=(reps, fan_in, units), initializer="zeros")
-        self.bias = self.add_weight(shape=(reps, units), initializer="zeros")
-
-    def call(self, x):
-        return self.activation(tf.matmul(x, self.kernel) + self.bias[:, None, :])
-
-
-class RepBatchNorm(keras.layers.Layer):
-    """BatchNormalization with Keras defaults, statistics per rep over the batch axis."""
-
-    momentum, epsilon = 0.99, 1e-3
-
-    def __init__(self, reps, features):
-        super().__init__()
-        shape = (reps, features)
-        self.gamma = self.add_weight(shape=shape, initializer="ones")
-        self.beta = self.add_weight(shape=shape, initializer="zeros")
-        self.moving_mean = self.add_weight(shape=shape, initializer="zeros", trainable=False)
-        self.moving_variance = self.add_weight(shape=shape, initializer="ones", trainable=False)
-
-    def call(self, x, training=False):
-        if training:
-            mean, variance = tf.nn.moments(x, axes=[1])
-            self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1 - self.momentum))
-        else:
-            mean, variance = self.moving_mean, self.moving_variance
-        scale = self.gamma * tf.math.rsqrt(variance + self.epsilon)
-        return x * scale[:, None, :] + (self.beta - mean * scale)[:, None, :]
+def weight_specs(entry, vocab_size):
+    """(shape, Keras-default initializer) of each weight of the plain model, in get_weights() order."""
+    specs, width = [], 2 * entry["emb_out"]
+    for kind, arg in layers(entry):
+        if kind == "embedding":
+            specs.append(((vocab_size, arg), "uniform"))
+        elif kind == "dense":
+            specs += [((width, arg[0]), "glorot_uniform"), ((arg[0],), "zeros")]
+            width = arg[0]
+        elif kind == "bn":  # gamma, beta, moving mean, moving variance
+            specs += [((width,), "ones"), ((width,), "zeros"), ((width,), "zeros"), ((width,), "ones")]
+    return specs
 
 
-class RepStack(keras.Model):
-    """All reps of one entry as one model: labels (R, B, 2) -> (R, B, n_dim)."""
+WEIGHTS_PER_LAYER = {"embedding": 1, "dense": 2, "bn": 4}
+BN_MOMENTUM, BN_EPSILON = 0.99, 1e-3  # Keras' BatchNormalization defaults
 
-    def __init__(self, entry, vocab_size, reps, dropout_seed):
-        super().__init__()
-        self.stack = [RepEmbedding(reps, vocab_size, entry["emb_out"])]
-        width = 2 * entry["emb_out"]
-        for kind, arg in hidden_layers(entry):
-            if kind == "dense":
-                self.stack.append(RepDense(reps, width, arg[0], arg[1]))
-                width = arg[0]
+
+class RepStack:
+    """All reps of one entry as one network, in plain TensorFlow ops: labels (R, B, 2) -> (R, B, n_dim).
+
+    weights: the plain model's get_weights() list with a leading rep axis on every array.
+    Rep r computes exactly what the plain model with weights [w[r] for w in weights] computes.
+    """
+
+    def __init__(self, entry, weights):
+        self.layers = layers(entry)
+        self.variables = [tf.Variable(w) for w in weights]
+        self.reps = len(weights[0])
+        remaining = iter(self.variables)
+        self.params = [[next(remaining) for _ in range(WEIGHTS_PER_LAYER.get(kind, 0))] for kind, _ in self.layers]
+        self.trainable = [v for (kind, _), params in zip(self.layers, self.params)
+                          for v in (params[:2] if kind == "bn" else params)]  # BN's moving statistics are not
+
+    def get_weights(self):
+        return [v.numpy() for v in self.variables]
+
+    def __call__(self, x, training=False, dropout_seeds=None):
+        """dropout_seeds (training only): (R, 2) int64, one stateless seed per rep for this step."""
+        h = x
+        for number, ((kind, arg), params) in enumerate(zip(self.layers, self.params)):
+            if kind == "embedding":
+                h = tf.gather(params[0], h, batch_dims=1)  # (R, B, 2, dim) -> flattened as Keras does
+                h = tf.reshape(h, (self.reps, -1, 2 * arg))
+            elif kind == "dense":
+                kernel, bias = params
+                h = tf.matmul(h, kernel) + bias[:, None, :]
+                if arg[1] == "relu":
+                    h = tf.nn.relu(h)
             elif kind == "bn":
-                self.stack.append(RepBatchNorm(reps, width))
+                h = batch_norm(h, *params, training)
             elif kind == "relu":
-                self.stack.append(keras.layers.ReLU())
-            else:
-                self.stack.append(keras.layers.Dropout(arg, seed=dropout_seed + len(self.stack)))
-        self.stack.append(RepDense(reps, width, entry["n_dim"]))
+                h = tf.nn.relu(h)
+            elif training and arg > 0:
+                h = h * dropout_mask(tf.shape(h)[1:], arg, dropout_seeds + [0, number])
+        return h
 
-    def call(self, x, training=False):
-        for layer in self.stack:
-            x = layer(x, training=training) if isinstance(layer, (RepBatchNorm, keras.layers.Dropout)) else layer(x)
-        return x
+
+def batch_norm(h, gamma, beta, moving_mean, moving_variance, training):
+    """Keras' BatchNormalization per rep: batch statistics (and moving-average updates) in training."""
+    if training:
+        mean, variance = tf.nn.moments(h, axes=[1])
+        moving_mean.assign(moving_mean * BN_MOMENTUM + mean * (1 - BN_MOMENTUM))
+        moving_variance.assign(moving_variance * BN_MOMENTUM + variance * (1 - BN_MOMENTUM))
+    else:
+        mean, variance = moving_mean, moving_variance
+    scale = gamma * tf.math.rsqrt(variance + BN_EPSILON)
+    return h * scale[:, None, :] + (beta - mean * scale)[:, None, :]
+
+
+def dropout_mask(shape, rate, seeds):
+    """Keras' dropout (keep where uniform >= rate, scale by 1 / (1 - rate)), each rep from its own seed."""
+    uniform = tf.map_fn(lambda seed: tf.random.stateless_uniform(shape, seed), seeds,
+                        fn_output_signature=tf.float32)  # one small loop in the graph, not one op per rep
+    return tf.cast(uniform >= rate, tf.float32) * (1 / (1 - rate))

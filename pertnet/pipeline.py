@@ -155,7 +155,6 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
             rep_weights = training.train_entry(
                 entry, inputs, codec.truncate(entry["n_dim"]).transform(targets), vocab_size,
                 training.rep_seeds(seed, stage, entry["id"], entry["reps"]),
-                training.derive_seed(seed, stage, entry["id"], "dropout"),
                 on_epoch=progress.epoch_callback(label, entry, flops))
             bundle.save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, stamp)
             progress.done += flops
@@ -203,7 +202,7 @@ def ensemble_prediction(stage, models_dir, shared, inputs):
     medians, weights = [], []
     for entry in config.STAGES[stage]:
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
-        components = training.predict_reps(meta["entry"], rep_weights, meta["vocab_size"], inputs)
+        components = training.predict_reps(meta["entry"], rep_weights, inputs)
         rep_genes = bundle.entry_codec(shared, meta["entry"]).inverse_transform(components)
         medians.append(ensemble.median_over_reps(rep_genes))
         weights.append(entry["weight"])

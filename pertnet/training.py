@@ -9,7 +9,6 @@ would get alone. This does the work of `reps` Keras `fit` calls in one pass.
 import hashlib
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -27,12 +26,26 @@ def rep_seeds(seed, stage, entry_id, reps):
 
 
 def initial_weights(entry, vocab_size, seeds):
-    """Keras-default initial weights of each rep, each from its own seed, stacked on a rep axis."""
+    """Each rep's initial weights, from its own seed, stacked on a rep axis.
+
+    Keras' default initializers, drawn with NumPy: Glorot-uniform kernels, uniform(-0.05, 0.05)
+    embeddings, zero biases, BatchNormalization's ones and zeros. (Building the Keras model per
+    rep to draw them took seconds per entry.)
+    """
     per_rep = []
     for seed in seeds:
-        keras.utils.set_random_seed(seed)
-        per_rep.append(nets.build_model(entry, vocab_size).get_weights())
+        rng = np.random.default_rng(derive_seed(seed, "init"))
+        per_rep.append([_draw(rng, shape, initializer) for shape, initializer in nets.weight_specs(entry, vocab_size)])
     return [np.stack(ws) for ws in zip(*per_rep)]
+
+
+def _draw(rng, shape, initializer):
+    if initializer == "glorot_uniform":
+        limit = np.sqrt(6 / sum(shape))
+        return rng.uniform(-limit, limit, shape).astype(np.float32)
+    if initializer == "uniform":
+        return rng.uniform(-0.05, 0.05, shape).astype(np.float32)
+    return np.full(shape, 1.0 if initializer == "ones" else 0.0, np.float32)
 
 
 def dense_weights(entry):
@@ -47,56 +60,81 @@ def training_flops(entry, rows):
     return 6 * dense_weights(entry) * rows * entry["epochs"] * entry["reps"]
 
 
-def train_entry(entry, inputs, targets, vocab_size, seeds, dropout_seed, on_epoch=None):
+class Adam:
+    """Keras' Adam (defaults beta_1 0.9, beta_2 0.999, epsilon 1e-7) as one fused kernel per variable."""
+
+    beta_1, beta_2, epsilon = 0.9, 0.999, 1e-7
+
+    def __init__(self, learning_rate, variables):
+        self.learning_rate = learning_rate
+        self.variables = variables
+        self.moments = [(tf.Variable(tf.zeros_like(v)), tf.Variable(tf.zeros_like(v))) for v in variables]
+        self.iterations = tf.Variable(0.0)
+
+    def apply(self, gradients):
+        self.iterations.assign_add(1.0)
+        beta_1_power, beta_2_power = self.beta_1 ** self.iterations, self.beta_2 ** self.iterations
+        constants = [tf.constant(c, tf.float32) for c in (self.learning_rate, self.beta_1, self.beta_2, self.epsilon)]
+        for variable, (m, v), gradient in zip(self.variables, self.moments, gradients):
+            tf.raw_ops.ResourceApplyAdam(var=variable.handle, m=m.handle, v=v.handle, beta1_power=beta_1_power,
+                                         beta2_power=beta_2_power, lr=constants[0], beta1=constants[1],
+                                         beta2=constants[2], epsilon=constants[3],
+                                         grad=tf.convert_to_tensor(gradient))  # the embedding's sparse gradient, summed per row
+
+
+def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
     """Train len(seeds) reps of `entry` on (inputs, targets); return each rep's weight list.
 
     inputs: (rows, 2) int32 label codes; targets: (rows, n_dim) SVD components.
     on_epoch(epoch, losses): called after every epoch with each rep's mean batch loss.
+    A rep's initialisation, shuffles and dropout masks all come from its own seed, so what a
+    rep learns does not depend on which other reps train beside it.
     """
     reps, rows, batch_size = len(seeds), len(inputs), entry["bs"]
-    stack = nets.RepStack(entry, vocab_size, reps, dropout_seed)
-    stack(np.zeros((reps, 1, 2), np.int32))
-    stack.set_weights(initial_weights(entry, vocab_size, seeds))
-    optimizer = keras.optimizers.Adam(entry["lr"])
-    optimizer.build(stack.trainable_variables)
+    stack = nets.RepStack(entry, initial_weights(entry, vocab_size, seeds))
+    optimizer = Adam(entry["lr"], stack.trainable)
     loss_fn = nets.mae if nets.loss_name(entry) == "mae" else nets.mrrmse
     x, z = tf.constant(inputs, tf.int32), tf.constant(targets, tf.float32)
+    rep_seeds = tf.constant(seeds, tf.int64)
+    full_batches, last_batch = divmod(rows, batch_size)  # the last, smaller batch included, as Keras fit does
 
-    def step(batch):  # batch: (reps, b) row indices, each rep its own
+    def step(batch, number):  # batch: (reps, b) row indices, each rep its own; number: the step's count
+        dropout_seeds = tf.stack([rep_seeds, tf.fill([reps], number * len(stack.layers))], axis=1)
         with tf.GradientTape() as tape:
-            losses = loss_fn(tf.gather(z, batch), stack(tf.gather(x, batch), training=True))
+            losses = loss_fn(tf.gather(z, batch), stack(tf.gather(x, batch), True, dropout_seeds))
             total = tf.reduce_sum(losses)
-        gradients = tape.gradient(total, stack.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, stack.trainable_variables))
+        optimizer.apply(tape.gradient(total, stack.trainable))
         return losses
 
-    batches = -(-rows // batch_size)  # the last, smaller batch included, as Keras fit does
+    @tf.function(autograph=False)  # a plain while loop: converting the Python code took seconds
+    def epoch(order, first_step):  # order: (reps, rows), one permutation per rep; static batch shapes
+        batches = tf.reshape(order[:, :full_batches * batch_size], (reps, full_batches, batch_size))
 
-    @tf.function
-    def epoch(order):  # order: (reps, rows), one permutation per rep
-        losses = tf.zeros(reps)
-        for start in tf.range(0, rows, batch_size):
-            losses += step(order[:, start:tf.minimum(start + batch_size, rows)])
-        return losses / batches
+        def full_batch(i, losses):
+            return i + 1, losses + step(tf.gather(batches, i, axis=1), first_step + i)
+
+        _, losses = tf.while_loop(lambda i, _: i < full_batches, full_batch,
+                                  (tf.constant(0, tf.int64), tf.zeros(reps)))
+        if last_batch:
+            losses += step(order[:, full_batches * batch_size:], first_step + full_batches)
+        return losses / (full_batches + (last_batch > 0))
 
     shufflers = [np.random.default_rng(seed) for seed in seeds]
+    steps_per_epoch = full_batches + (last_batch > 0)
     for number in range(entry["epochs"]):
         order = np.stack([rng.permutation(rows) for rng in shufflers]).astype(np.int32)
-        losses = epoch(tf.constant(order))
+        losses = epoch(tf.constant(order), tf.constant(number * steps_per_epoch, tf.int64))
         if on_epoch is not None:
             on_epoch(number, losses.numpy())
     weights = stack.get_weights()
     return [[w[rep] for w in weights] for rep in range(reps)]
 
 
-def predict_reps(entry, rep_weights, vocab_size, inputs):
-    """Each rep's prediction of the components: (reps, rows, n_dim)."""
-    reps = len(rep_weights)
-    stack = nets.RepStack(entry, vocab_size, reps, dropout_seed=0)
-    stack(np.zeros((reps, 1, 2), np.int32))
-    stack.set_weights([np.stack(ws) for ws in zip(*rep_weights)])
-    batch = np.broadcast_to(np.asarray(inputs, np.int32), (reps, *np.shape(inputs)))
-    return stack(tf.constant(batch), training=False).numpy()
+def predict_reps(entry, rep_weights, inputs):
+    """Each rep's prediction of the components: (reps, rows, n_dim), all rows in one batch."""
+    stack = nets.RepStack(entry, [np.stack(ws) for ws in zip(*rep_weights)])
+    batch = np.broadcast_to(np.asarray(inputs, np.int32), (len(rep_weights), *np.shape(inputs)))
+    return stack(tf.constant(batch)).numpy()
 
 
 class Progress:

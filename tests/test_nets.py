@@ -57,13 +57,11 @@ def test_losses_by_hand():
 def test_rep_stack_computes_what_each_plain_model_computes(entry):
     reps, vocab = 3, 20
     weights = training.initial_weights(entry, vocab, [1, 2, 3])
-    stack = nets.RepStack(entry, vocab, reps, dropout_seed=0)
-    stack(np.zeros((reps, 1, 2), np.int32))
     rng = np.random.default_rng(0)
     # give BN non-trivial moving statistics so inference mode is really compared
     weights = [w + rng.normal(0, 0.1, w.shape).astype(np.float32) if w.ndim == 2 else w for w in weights]
     weights = [np.abs(w) + 0.5 if i in moving_variance_indices(entry) else w for i, w in enumerate(weights)]
-    stack.set_weights(weights)
+    stack = nets.RepStack(entry, weights)
     x = rng.integers(0, vocab, (7, 2)).astype(np.int32)
     stacked = stack(np.broadcast_to(x, (reps, 7, 2)), training=False).numpy()
     for rep in range(reps):
@@ -75,3 +73,9 @@ def test_rep_stack_computes_what_each_plain_model_computes(entry):
 def moving_variance_indices(entry):
     model = nets.build_model(entry, 20)
     return [i for i, w in enumerate(model.weights) if "moving_variance" in w.path]
+
+
+@pytest.mark.parametrize("stage,entry", ALL_ENTRIES[:9], ids=[f"{s}-{e['id']}" for s, e in ALL_ENTRIES[:9]])
+def test_weight_specs_follow_the_plain_models_weights(stage, entry):
+    shapes = [w.shape for w in nets.build_model(entry, 30).get_weights()]
+    assert [shape for shape, _ in nets.weight_specs(entry, 30)] == shapes

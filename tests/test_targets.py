@@ -34,3 +34,12 @@ def test_truncate_equals_a_smaller_fit_and_refit_is_identical():
 def test_too_many_components_is_a_clear_error():
     with pytest.raises(ValueError, match="n_components=31"):
         SVDCodec(31).fit(low_rank())
+
+
+@pytest.mark.parametrize("rows,genes", [(30, 80), (80, 30)], ids=["wide (Gram of rows)", "tall (Gram of genes)"])
+def test_components_are_numpys_singular_vectors(rows, genes):
+    y = np.random.default_rng(2).normal(size=(rows, genes)).astype(np.float32)
+    _, _, vt = np.linalg.svd(y.astype(np.float64), full_matrices=False)
+    components = SVDCodec(6).fit(y).components_
+    signs = np.sign(np.sum(components * vt[:6], axis=1))
+    assert np.allclose(components, vt[:6] * signs[:, None], atol=1e-5)
