@@ -1,14 +1,13 @@
 """python -m evaluate: the CV folds on the real pair structure, scoring a submission against a
 truth file, and an end-to-end --cv run on the tiny dataset with its JSON and plot."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, data, evaluation
+from pertnet import UserError, cli, data, evaluation
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
 
@@ -105,6 +104,10 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     assert not (tmp_path / "models").exists()  # the folds train into temporary folders
 
 
-def test_option_errors(tmp_path, tiny_data):
-    result = run_cli("evaluate", "--cv", *dirs(tmp_path, tiny_data), cwd=tmp_path)
-    assert result.returncode == 2 and "--cv needs --stage" in result.stderr
+def test_option_errors_are_one_line(tmp_path, tiny_data, capsys):
+    import evaluate
+    for args, message in ((["--cv"], "--cv needs --stage"),
+                          (["--stage", "simple", "--reps", "2"], "--cv only"),
+                          (["--stage", "simple", "--cv", "--truth", "t.csv"], "no --submission or --truth")):
+        assert cli.run(evaluate.main, [*args, *map(str, dirs(tmp_path, tiny_data))]) == 2
+        assert message in capsys.readouterr().err
