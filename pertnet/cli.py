@@ -21,8 +21,6 @@ def _import_tensorflow_quietly():
         os.close(saved)
 
 
-_import_tensorflow_quietly()
-
 
 def positive_int(text):
     try:
@@ -72,9 +70,12 @@ def data_dir(args):
     return folder
 
 
-def run(main, argv=None):
+def run(main, argv=None, tensorflow=True):
     """Run an entry module's main; a UserError becomes one line on stderr and exit code 2,
-    Ctrl-C one line saying what was kept (pertnet.Interrupted says how much) and exit code 130."""
+    Ctrl-C one line saying what was kept (pertnet.Interrupted says how much) and exit code 130.
+    tensorflow=False (prepare_data) skips loading TensorFlow, seconds the command does not need."""
+    if tensorflow:
+        _import_tensorflow_quietly()
     try:
         return main(argv) or 0
     except UserError as error:

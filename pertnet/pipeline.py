@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from pertnet import Interrupted, UserError, bundle, data, ensemble, training
+from pertnet import Interrupted, UserError, bundle, data, ensemble
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.targets import SVDCodec
@@ -59,7 +59,7 @@ def prepare(stage, data_dir, submissions_dir, seed=config.SEED, log=print):
 def pseudolabel_rows(stage, submissions_dir, id_map, genes):
     """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
     if stage not in config.PSEUDOLABEL_SOURCE:
-        return pd.DataFrame(columns=[*data.PAIR, *genes])
+        return pd.DataFrame(columns=data.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
     source = config.PSEUDOLABEL_SOURCE[stage]
     path = submission_path(submissions_dir, source)
     if not path.is_file():
@@ -117,6 +117,8 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
     prepared: the arrays prepare() writes (train_inputs, train_targets, vocabulary, genes,
     clip_low, clip_high); cross-validation passes its folds' arrays the same way.
     """
+    from pertnet import training  # TensorFlow loads only in the commands that train or predict
+
     require_writable(bundle.stage_dir(models_dir, stage), "--models-dir")
     entries = stage_entries(stage, reps, epochs)
     if reps is not None or epochs is not None:
@@ -199,6 +201,8 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
 
 def ensemble_prediction(stage, models_dir, shared, inputs):
     """The stage's prediction of encoded pairs, in the bundles' gene order (SPEC.md section 5)."""
+    from pertnet import training  # TensorFlow loads only in the commands that train or predict
+
     medians, weights = [], []
     for entry in config.STAGES[stage]:
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
