@@ -45,18 +45,24 @@ def row_pearson(predictions, truth):
                       truth - truth.mean(axis=1, keepdims=True))
 
 
-def row_spearman(predictions, truth):
-    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank)."""
+def row_spearman(predictions, truth, truth_ranks=None):
+    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank).
+    truth_ranks: rankdata(truth, axis=1), for callers that score many predictions of one truth."""
     predictions, truth = _pair(predictions, truth)
-    return row_pearson(rankdata(predictions, axis=1), rankdata(truth, axis=1))
+    return row_pearson(rankdata(predictions, axis=1),
+                       rankdata(truth, axis=1) if truth_ranks is None else truth_ranks)
 
 
 ROW_METRICS = dict(mrrmse=row_rmse, mae=row_mae, pearson=row_pearson, spearman=row_spearman, cosine=row_cosine)
 
 
 def row_scores(predictions, truth):
-    """Every metric's per-row values: {name: (rows,)}."""
-    return {name: function(predictions, truth) for name, function in ROW_METRICS.items()}
+    """Every metric's per-row values for each of several predictions of one truth:
+    {key: {metric: (rows,)}} for predictions {key: (rows, genes)}; the truth is ranked once."""
+    truth_ranks = rankdata(np.asarray(truth, np.float64), axis=1)
+    return {key: {name: row_spearman(predicted, truth, truth_ranks) if name == "spearman" else function(predicted, truth)
+                  for name, function in ROW_METRICS.items()}
+            for key, predicted in predictions.items()}
 
 
 def mrrmse(predictions, truth):

@@ -30,7 +30,7 @@ def test_correlations_by_hand():
 
 
 def test_a_zero_variance_row_scores_zero_on_the_correlations():
-    scores = metrics.row_scores(PREDICTED, TRUTH)  # row 1: the truth is constant (all zeros)
+    scores = metrics.row_scores({"model": PREDICTED}, TRUTH)["model"]  # row 1: the truth is constant (all zeros)
     assert scores["pearson"][1] == scores["spearman"][1] == scores["cosine"][1] == 0.0
     constant_prediction = np.array([[5.0, 5.0, 5.0, 5.0]])
     assert metrics.row_pearson(constant_prediction, TRUTH[:1]) == pytest.approx([0.0])
@@ -38,7 +38,7 @@ def test_a_zero_variance_row_scores_zero_on_the_correlations():
 
 
 def test_identical_inputs_are_perfect():
-    scores = metrics.row_scores(TRUTH[:1], TRUTH[:1])
+    scores = metrics.row_scores({"model": TRUTH[:1]}, TRUTH[:1])["model"]
     assert scores["mrrmse"] == pytest.approx([0.0]) and scores["mae"] == pytest.approx([0.0])
     for name in ("pearson", "spearman", "cosine"):
         assert scores[name] == pytest.approx([1.0])
