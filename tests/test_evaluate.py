@@ -1,4 +1,4 @@
-"""python -m evaluate: the CV folds on the real pair structure, scoring a submission against a
+"""python -m evaluate: the CV folds on the real pair structure (and stage_2 keeping its pseudolabels), scoring a submission against a
 truth file, and an end-to-end --cv run on the tiny dataset with its JSON and plot."""
 import json
 
@@ -111,3 +111,26 @@ def test_option_errors_are_one_line(tmp_path, tiny_data, capsys):
                           (["--stage", "simple", "--cv", "--truth", "t.csv"], "no --submission or --truth")):
         assert cli.run(evaluate.main, [*args, *map(str, dirs(tmp_path, tiny_data))]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, monkeypatch):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    write_submission(tiny_data, submissions / "stage_1_submission.csv")  # stands in for stage_1's
+    captured = []
+
+    def first_fold_only(stage, prepared, *args, **kwargs):
+        captured.append(prepared)
+        raise KeyError("stop after the first fold")
+
+    monkeypatch.setattr(evaluation.pipeline, "train_prepared", first_fold_only)
+    with pytest.raises(KeyError, match="first fold"):
+        evaluation.cross_validate("stage_2", tiny_data, submissions)
+    labels = captured[0]["vocabulary"]
+    training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
+    id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
+    train = pd.read_parquet(tiny_data / data.TRAIN_FILE)
+    held_out = train[evaluation.cv_folds(train)[0][1]]
+    assert len(training_pairs) == len(captured[0]["train_inputs"]) == len(train) - len(held_out) + len(id_map)
+    assert set(map(tuple, id_map[data.PAIR].values)) <= training_pairs
+    assert not set(map(tuple, held_out[data.PAIR].values)) & training_pairs
