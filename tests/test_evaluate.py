@@ -1,5 +1,5 @@
-"""python -m evaluate: the CV folds on the real pair structure (and stage_2 keeping its pseudolabels), scoring a submission against a
-truth file, and an end-to-end --cv run on the tiny dataset with its JSON and plot."""
+"""python -m evaluate: the CV folds on the real pair structure (stage_2 keeping its pseudolabels),
+scoring a submission against a truth file, and an end-to-end --cv run with its JSON and plot."""
 import json
 
 import numpy as np
