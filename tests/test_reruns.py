@@ -1,0 +1,140 @@
+"""Interruptions and reruns: Ctrl-C, SIGKILL and resume, and byte-identical submissions per seed.
+
+Two full runs share the work. Run A runs every stage uninterrupted. Run B trains stage_1 with
+two interruptions (Ctrl-C after the first saved entry, then SIGKILL after the next), resumes it,
+then runs stage_2 and simple. Every submission of B must equal A's byte for byte: resuming lost
+nothing, and the same seed gives the same bytes in another process.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import repro
+from conftest import ROOT, dirs, run_cli
+from pertnet import cli, pipeline, training
+
+QUICK = ["--reps", "2", "--epochs", "2"]  # 7 stage_1 entries x 2 reps = 14 model-reps
+SUBMISSIONS = ["simple", "stage_1", "stage_2"]
+
+
+def copy_data(tiny_source, folder):
+    shutil.copytree(tiny_source, folder / "data", ignore=shutil.ignore_patterns("de_test.parquet"))
+    return folder
+
+
+def run(module, *args, folder):
+    result = run_cli(module, *args, *dirs(folder, folder / "data"), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def stop_after_saves(folder, sig, saves=1):
+    """Start `train --stage stage_1`; send `sig` as soon as `saves` entries have been saved."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "train", "--stage", "stage_1", *QUICK,
+                                *map(str, dirs(folder, folder / "data"))],
+                               cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if sum(": saved " in seen for seen in lines) == saves:
+            process.send_signal(sig)
+            break
+    out, err = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, "".join(lines) + out, err)
+
+
+def submissions(folder):
+    return {stage: pipeline.submission_path(folder / "submissions", stage).read_bytes() for stage in SUBMISSIONS}
+
+
+def uninterrupted_run(folder):
+    run("repro", "--stage", "stage_2", *QUICK, folder=folder)
+    run("repro", "--stage", "simple", *QUICK, folder=folder)
+
+
+def interrupted_run(folder):
+    """Ctrl-C after the first saved entry, SIGKILL after the next, resume, then the rest."""
+    run("prepare_data", "--stage", "stage_1", folder=folder)
+    logs = dict(ctrl_c=stop_after_saves(folder, signal.SIGINT), killed=stop_after_saves(folder, signal.SIGKILL),
+                resumed=run("train", "--stage", "stage_1", *QUICK, folder=folder),
+                stage_2=run("repro", "--stage", "stage_2", *QUICK, folder=folder))
+    run("repro", "--stage", "simple", *QUICK, folder=folder)
+    return logs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, tiny_source):
+    """(run A's folder, run B's folder, run B's logs). The two run side by side: their processes
+    spend most of their time tracing small graphs on one core each."""
+    run_a, run_b = (copy_data(tiny_source, tmp_path_factory.mktemp(name)) for name in ("run_a", "run_b"))
+    with ThreadPoolExecutor(1) as background:
+        run_a_done = background.submit(uninterrupted_run, run_a)
+        logs = interrupted_run(run_b)
+        run_a_done.result()
+    return run_a, run_b, logs
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(runs):
+    _, run_b, logs = runs
+    result = logs["ctrl_c"]
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    saved = re.fullmatch(r"interrupted: (\d+) of 14 model-reps saved in .*stage_1/; rerun the same command "
+                         r"to resume\n", result.stderr)
+    assert saved and 2 <= int(saved.group(1)) < 14, result.stderr
+    assert not list((run_b / "models").rglob("*.tmp"))
+
+
+def test_a_rerun_after_sigkill_resumes_where_it_stopped(runs):
+    run_a, run_b, logs = runs
+    assert logs["killed"].returncode == -signal.SIGKILL
+    resumed = logs["resumed"].stdout
+    assert "[stage_1] entry 1 (1/7): skipped, its 2 model-reps are saved from the same inputs" in resumed
+    assert "[stage_1] entry 2 (2/7): skipped" in resumed
+    skipped = re.search(r"\[stage_1\] trained (\d) entries \((\d+) model-reps\), skipped (\d) already saved "
+                        r"\((\d+) model-reps\) \(entries 1, 2", resumed)
+    assert skipped, resumed
+    assert int(skipped.group(1)) + int(skipped.group(3)) == 7 and int(skipped.group(1)) >= 1
+    assert "[stage_1] trained 0 entries (0 model-reps), skipped 7 already saved (14 model-reps)" in logs["stage_2"].stdout
+    assert submissions(run_b)["stage_1"] == submissions(run_a)["stage_1"]
+
+
+def test_same_seed_gives_byte_identical_submissions_in_every_stage(runs):
+    run_a, run_b, _ = runs
+    assert submissions(run_b) == submissions(run_a)
+
+
+def test_another_seed_gives_another_submission(runs, tmp_path, tiny_source):
+    folder = copy_data(tiny_source, tmp_path)
+    assert cli.run(repro.main, ["--stage", "simple", *QUICK, "--seed", "7", *map(str, dirs(folder, folder / "data"))]) == 0
+    assert submissions(runs[0])["simple"] != pipeline.submission_path(folder / "submissions", "simple").read_bytes()
+
+
+def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path, tiny_data, monkeypatch):
+    """Which entries a rerun trains (training itself stubbed out: what it decides is the point)."""
+    monkeypatch.setattr(training, "train_entry", lambda entry, *args, **kwargs: [[np.zeros(1)]] * entry["reps"])
+    pipeline.prepare("stage_1", tiny_data, tmp_path / "submissions", log=lambda line: None)
+
+    def train(**options):
+        lines = []
+        pipeline.train("stage_1", tiny_data, tmp_path / "models", log=lines.append, **options)
+        return "\n".join(lines)
+
+    assert "trained 7 entries (14 model-reps), skipped 0 already saved (0 model-reps)" in train(reps=2, epochs=2)
+    assert "trained 0 entries (0 model-reps), skipped 7 already saved (14 model-reps)" in train(reps=2, epochs=2)
+    other = "retraining (its bundle was made from other inputs, hyperparameters or seed)"
+    assert train(reps=2, epochs=1).count(other) == 7
+    assert train(reps=2, epochs=1, seed=7).count(other) == 7
+    assert train(reps=2, epochs=1, seed=7, force=True).count("retraining (--force)") == 7
+    (tmp_path / "models/stage_1/model_3/rep_1.npz").unlink()
+    log = train(reps=2, epochs=1, seed=7)
+    assert "entry 3 (3/7): retraining (its bundle is incomplete: rep_1.npz missing)" in log
+    assert "trained 1 entries (2 model-reps), skipped 6 already saved (12 model-reps) (entries 1, 2, 5, 6, 7, 8)" in log
