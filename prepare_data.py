@@ -5,9 +5,9 @@ from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__).parse_args(argv)
+    args = cli.parser(__doc__, tensorflow=False).parse_args(argv)
     pipeline.prepare(args.stage, cli.data_dir(args), args.submissions_dir, args.seed)
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run(main, tensorflow=False))
+    sys.exit(cli.run(main))

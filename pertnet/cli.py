@@ -21,7 +21,6 @@ def _import_tensorflow_quietly():
         os.close(saved)
 
 
-
 def positive_int(text):
     try:
         value = int(text)
@@ -33,15 +32,28 @@ def positive_int(text):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2."""
+    """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2.
+    Once the options are valid it loads TensorFlow (quietly), unless the command needs none:
+    a mistyped option fails at once, not after the seconds TensorFlow takes."""
+
+    def __init__(self, tensorflow, **kwargs):
+        super().__init__(**kwargs)
+        self.tensorflow = tensorflow
 
     def error(self, message):
         raise UserError(f"{message}; see `python -m {Path(self.prog).stem} --help`")
 
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if self.tensorflow:
+            _import_tensorflow_quietly()
+        return parsed
 
-def parser(description, training=False, stage_required=True):
-    """The options every entry module takes; `training` adds --reps, --epochs and --force."""
-    p = _Parser(description=description)
+
+def parser(description, training=False, stage_required=True, tensorflow=True):
+    """The options every entry module takes; `training` adds --reps, --epochs and --force;
+    tensorflow=False for a command that never loads it (prepare_data)."""
+    p = _Parser(tensorflow, description=description)
     p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"input files and prepared arrays (default {config.DATA_DIR}/, or {config.DEMO_DIR}/ with --demo)")
@@ -70,12 +82,9 @@ def data_dir(args):
     return folder
 
 
-def run(main, argv=None, tensorflow=True):
+def run(main, argv=None):
     """Run an entry module's main; a UserError becomes one line on stderr and exit code 2,
-    Ctrl-C one line saying what was kept (pertnet.Interrupted says how much) and exit code 130.
-    tensorflow=False (prepare_data) skips loading TensorFlow, seconds the command does not need."""
-    if tensorflow:
-        _import_tensorflow_quietly()
+    Ctrl-C one line saying what was kept (pertnet.Interrupted says how much) and exit code 130."""
     try:
         return main(argv) or 0
     except UserError as error:
