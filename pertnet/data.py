@@ -61,7 +61,7 @@ def _read(path, reader):
         raise UserError(f"{path}: not a valid {kind} file ({first_line}); download or write it again "
                         f"as {kind}") from None
     if frame.empty:
-        raise UserError(f"{path}: the file has no rows")
+        raise UserError(f"{path}: the file has no rows (a header at most); download or write it again")
     return frame
 
 
@@ -136,7 +136,7 @@ def read_id_map(path):
     frame = _read(path, pd.read_csv)
     _require_columns(frame, ["id", *PAIR], path)
     if not pd.api.types.is_integer_dtype(frame["id"]):
-        raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].iloc[0]!r})")
+        raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].tolist()[0]!r})")
     if frame["id"].duplicated().any():
         raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique().tolist())[:5]}; "
                         "each id must occur once")
