@@ -5,8 +5,8 @@ from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__).parse_args(argv)
-    pipeline.predict(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir)
+    args = cli.parser(__doc__, writes_predictions=True).parse_args(argv)
+    pipeline.predict(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir, args.output_format)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, tensorflow=False).parse_args(argv)
-    pipeline.prepare(args.stage, cli.data_dir(args), args.submissions_dir, args.seed)
+    args = cli.parser(__doc__, tensorflow=False, reads_training=True).parse_args(argv)
+    pipeline.prepare(args.stage, cli.data_dir(args), args.submissions_dir, args.seed, args.train_file, args.layer)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,10 @@ def stage_dir(models_dir, stage):
     return Path(models_dir) / stage
 
 
-def save_shared(models_dir, stage, genes, vocabulary, clip_low, clip_high, codec, run):
+def save_shared(models_dir, stage, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id=""):
     save_npz(stage_dir(models_dir, stage) / "shared.npz", genes=np.asarray(genes, dtype=str),
              vocabulary=np.asarray(vocabulary, dtype=str), clip_low=clip_low, clip_high=clip_high,
-             components=codec.components_, run=np.asarray(run))
+             components=codec.components_, run=np.asarray(run), dataset_id=np.asarray(dataset_id))
 
 
 def _retrain_hint(stage):

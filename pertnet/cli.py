@@ -50,8 +50,10 @@ class _Parser(argparse.ArgumentParser):
         return parsed
 
 
-def parser(description, training=False, stage_required=True, tensorflow=True):
+def parser(description, training=False, stage_required=True, tensorflow=True, reads_training=False,
+           writes_predictions=False):
     """The options every entry module takes; `training` adds --reps, --epochs and --force;
+    `reads_training` --train-file and --layer; `writes_predictions` --output-format;
     tensorflow=False for a command that never loads it (prepare_data)."""
     p = _Parser(tensorflow, description=description)
     p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
@@ -63,6 +65,17 @@ def parser(description, training=False, stage_required=True, tensorflow=True):
     p.add_argument("--seed", type=int, default=config.SEED, help="base seed of the shuffle and every rep (default %(default)s)")
     p.add_argument("--demo", action="store_true",
                    help="use the synthetic demo dataset (generated on first use) instead of the competition files")
+    if reads_training:
+        p.add_argument("--train-file", type=Path, default=None,
+                       help="the training data: a de_train.parquet or the benchmark's de_train.h5ad "
+                            "(default: de_train.parquet in the data folder, else de_train.h5ad there)")
+        p.add_argument("--layer", default=None,
+                       help="with an .h5ad training file: the layer holding the targets "
+                            "(default sign_log10_pval; the benchmark scores clipped_sign_log10_pval)")
+    if writes_predictions:
+        p.add_argument("--output-format", choices=("csv", "h5ad"), default="csv",
+                       help="csv: submissions/<stage>_submission.csv (default); h5ad: the benchmark's "
+                            "submissions/<stage>_prediction.h5ad")
     if training:
         p.add_argument("--reps", type=positive_int, help="override every entry's reps (departs from the original)")
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
@@ -75,10 +88,12 @@ def data_dir(args):
     if not args.demo:
         return args.data_dir or config.DATA_DIR
     folder = args.data_dir or config.DEMO_DIR
-    if not (Path(folder) / "de_train.parquet").is_file():
+    train_file = getattr(args, "train_file", None)
+    wants_h5ad = train_file is not None and train_file.suffix == ".h5ad" and not train_file.is_file()
+    if wants_h5ad or not (Path(folder) / "de_train.parquet").is_file():
         from pertnet import synthetic
         print(f"generating the synthetic demo dataset in {folder}/ ...", flush=True)
-        synthetic.generate(folder)
+        synthetic.generate(folder, as_h5ad=wants_h5ad)
     return folder
 
 

@@ -20,6 +20,8 @@ sample_submission.csv
     <gene> ...   float the gene columns, in the order a submission must use
 <stage>_submission.csv (what predict writes; also stage_2's pseudolabel source)
     id, then the genes in sample_submission order; one row per id_map row, in id_map order
+de_train.h5ad and <stage>_prediction.h5ad: the Open Problems benchmark's formats, see pertnet/h5ad.py;
+    with an h5ad training file no sample_submission.csv is needed: the gene order is its var_names
 """
 from pathlib import Path
 
@@ -34,8 +36,10 @@ from pertnet.files import atomic_path
 METADATA = ["cell_type", "sm_name", "sm_lincs_id", "SMILES", "control"]
 PAIR = ["cell_type", "sm_name"]
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
+TRAIN_H5AD = "de_train.h5ad"  # the Open Problems benchmark's training file (see pertnet/h5ad.py)
 SOURCE_HINT = ("download them from the Kaggle competition 'open-problems-single-cell-perturbations' "
-               "into the data folder, or run with --demo to use the synthetic dataset")
+               "into the data folder (or give the benchmark's de_train.h5ad with --train-file), "
+               "or run with --demo to use the synthetic dataset")
 
 
 def require_inputs(data_dir, names=(TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE)):
@@ -119,17 +123,43 @@ def read_de_train(path):
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides {', '.join(METADATA)} is a gene)")
     _check_numeric_genes(frame, genes, path)
-    _check_pairs(frame, path)
-    values = frame[genes].to_numpy(dtype=np.float32)
+    return _validated(frame[PAIR], genes, frame[genes].to_numpy(dtype=np.float32), path)
+
+
+def _validated(pairs, genes, values, path):
+    """The training frame (pairs, then float32 genes) once every pair is named once and every value is finite."""
+    _check_pairs(pairs, path)
     bad = ~np.isfinite(values)
     if bad.any():
         rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(bad))
-        pairs = "; ".join(f"({c}, {s})" for c, s in frame[PAIR].iloc[rows[:3]].itertuples(index=False))
+        shown = "; ".join(f"({c}, {s})" for c, s in pairs.iloc[rows[:3]].itertuples(index=False))
         raise UserError(f"{path}: {bad.sum()} NaN or infinite value(s) in {len(rows)} row(s) and "
-                        f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {pairs}; genes "
+                        f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {shown}; genes "
                         f"{', '.join(str(genes[c]) for c in cols[:5])}); fill or drop them")
-    return pd.concat([frame[PAIR].reset_index(drop=True).astype(str),
-                      pd.DataFrame(values, columns=genes)], axis=1)
+    return pd.concat([pairs.reset_index(drop=True).astype(str),
+                      pd.DataFrame(values, columns=genes, copy=False)], axis=1)
+
+
+def training_file(data_dir, train_file=None):
+    """The training file: --train-file if given, else de_train.parquet, else de_train.h5ad (benchmark)."""
+    if train_file is not None:
+        return Path(train_file)
+    parquet, anndata = Path(data_dir) / TRAIN_FILE, Path(data_dir) / TRAIN_H5AD
+    return anndata if anndata.is_file() and not parquet.is_file() else parquet
+
+
+def read_training(path, layer=None):
+    """(validated training frame, dataset_id or None) from de_train.parquet or a benchmark .h5ad.
+
+    layer: the h5ad layer holding the targets (default sign_log10_pval); not used for parquet.
+    """
+    if Path(path).suffix != ".h5ad":
+        return read_de_train(path), None
+    from pertnet import h5ad
+
+    obs, genes, values, dataset_id = h5ad.read_observations(path, layer or h5ad.DEFAULT_LAYER)
+    _require_columns(obs, PAIR, f"{path} (obs)")
+    return _validated(obs[PAIR], genes, values, path), dataset_id
 
 
 def read_id_map(path):

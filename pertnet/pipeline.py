@@ -32,16 +32,29 @@ def submission_path(submissions_dir, stage):
     return Path(submissions_dir) / f"{stage}_submission.csv"
 
 
-def prepare(stage, data_dir, submissions_dir, seed=config.SEED, log=print):
-    """Read and validate the inputs; write the stage's encoded training and test arrays."""
+def prediction_path(submissions_dir, stage):
+    """Where `predict --output-format h5ad` writes (the benchmark's prediction format)."""
+    return Path(submissions_dir) / f"{stage}_prediction.h5ad"
+
+
+def prepare(stage, data_dir, submissions_dir, seed=config.SEED, train_file=None, layer=None, log=print):
+    """Read and validate the inputs; write the stage's encoded training and test arrays.
+
+    train_file: de_train.parquet or a benchmark .h5ad (default: found in data_dir); layer: the
+    h5ad layer of the targets. With h5ad no sample_submission.csv is needed (var_names order).
+    """
     data_dir = Path(data_dir)
-    data.require_inputs(data_dir)
+    train_path = data.training_file(data_dir, train_file)
+    from_h5ad = train_path.suffix == ".h5ad"
+    needed = () if train_file is not None else (train_path.name,)
+    data.require_inputs(data_dir, (*needed, data.ID_MAP_FILE) + (() if from_h5ad else (data.SAMPLE_FILE,)))
     require_writable(prepared_path(data_dir, stage).parent, "--data-dir")
-    train = data.read_de_train(data_dir / data.TRAIN_FILE)
+    train, dataset_id = data.read_training(train_path, layer)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     genes = data.gene_columns(train)
-    order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
-    data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, data.TRAIN_FILE)
+    if not from_h5ad:
+        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
+        data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, train_path.name)
     Vocabulary().fit(train.cell_type, train.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
 
@@ -50,7 +63,7 @@ def prepare(stage, data_dir, submissions_dir, seed=config.SEED, log=print):
     vocab = Vocabulary.from_labels(arrays["vocabulary"])
     out = prepared_path(data_dir, stage)
     save_npz(out, **arrays, test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
-             test_ids=id_map["id"].to_numpy())
+             test_ids=id_map["id"].to_numpy(), dataset_id=np.asarray(dataset_id or ""))
     log(f"[{stage}] prepared {len(arrays['train_inputs'])} training rows ({len(pseudolabels)} pseudolabels), "
         f"{len(genes)} genes, vocabulary {len(vocab)}, {len(id_map)} test pairs -> {out}")
     return out
@@ -130,7 +143,7 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
     codec = SVDCodec(max(e["n_dim"] for e in entries)).fit(targets)
     run = run_fingerprint(prepared, seed, stage)
     bundle.save_shared(models_dir, stage, prepared["genes"], prepared["vocabulary"],
-                       prepared["clip_low"], prepared["clip_high"], codec, run)
+                       prepared["clip_low"], prepared["clip_high"], codec, run, prepared.get("dataset_id", ""))
 
     progress = training.Progress(stage, sum(training.training_flops(e, len(inputs)) for e in entries), log)
     trained, skipped = [], []
@@ -174,17 +187,24 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
         f"{bundle.stage_dir(models_dir, stage)}/")
 
 
-def predict(stage, data_dir, models_dir, submissions_dir, log=print):
-    """Ensemble the stage's bundles on the id_map pairs and write the submission."""
+def predict(stage, data_dir, models_dir, submissions_dir, output_format="csv", log=print):
+    """Ensemble the stage's bundles on the id_map pairs and write the submission.
+
+    Columns follow sample_submission.csv where the data folder has one, else the genes the
+    models were trained on (an h5ad training file's var_names). output_format: "csv" writes
+    <stage>_submission.csv, "h5ad" the benchmark's <stage>_prediction.h5ad.
+    """
     data_dir = Path(data_dir)
-    data.require_inputs(data_dir, (data.ID_MAP_FILE, data.SAMPLE_FILE))
+    data.require_inputs(data_dir, (data.ID_MAP_FILE,))
     require_writable(submissions_dir, "--submissions-dir")
     shared = bundle.load_shared(models_dir, stage)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
-    order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
     genes = list(shared["genes"])
-    data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE,
-                          f"the genes the models in {bundle.stage_dir(models_dir, stage)}/ were trained on")
+    order = genes
+    if (data_dir / data.SAMPLE_FILE).is_file():
+        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
+        data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE,
+                              f"the genes the models in {bundle.stage_dir(models_dir, stage)}/ were trained on")
     vocabulary = Vocabulary.from_labels(shared["vocabulary"])
     inputs = vocabulary.transform(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} "
                                   f"(against the vocabulary of the models in {bundle.stage_dir(models_dir, stage)}/)")
@@ -193,7 +213,13 @@ def predict(stage, data_dir, models_dir, submissions_dir, log=print):
     combined = ensemble_prediction(stage, models_dir, shared, inputs)
     column = {gene: i for i, gene in enumerate(genes)}
     values = combined[:, [column[g] for g in order]]
-    out = data.write_submission(submission_path(submissions_dir, stage), id_map["id"], order, values)
+    if output_format == "h5ad":
+        from pertnet import h5ad
+
+        out = h5ad.write_prediction(prediction_path(submissions_dir, stage), id_map, order, values,
+                                    str(shared["dataset_id"]) if "dataset_id" in shared else "")
+    else:
+        out = data.write_submission(submission_path(submissions_dir, stage), id_map["id"], order, values)
     log(f"[{stage}] predicted {len(id_map)} pairs x {len(order)} genes with {len(config.STAGES[stage])} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}")
     return out
@@ -215,16 +241,18 @@ def ensemble_prediction(stage, models_dir, shared, inputs):
 
 
 def repro(stage, data_dir, models_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None,
-          force=False, log=print):
-    """prepare -> train -> predict; a stage that trains on pseudolabels runs their stage first."""
+          force=False, train_file=None, layer=None, output_format="csv", log=print):
+    """prepare -> train -> predict; a stage that trains on pseudolabels runs their stage first
+    (whose submission, their source, is always the CSV)."""
     for folder, option in ((data_dir, "--data-dir"), (models_dir, "--models-dir"),
                            (submissions_dir, "--submissions-dir")):
         require_writable(folder, option)  # before hours of training, not after
     if stage in config.PSEUDOLABEL_SOURCE:
-        repro(config.PSEUDOLABEL_SOURCE[stage], data_dir, models_dir, submissions_dir, seed, reps, epochs, force, log)
-    prepare(stage, data_dir, submissions_dir, seed, log)
+        repro(config.PSEUDOLABEL_SOURCE[stage], data_dir, models_dir, submissions_dir, seed, reps, epochs,
+              force, train_file, layer, log=log)
+    prepare(stage, data_dir, submissions_dir, seed, train_file, layer, log)
     train(stage, data_dir, models_dir, seed, reps, epochs, force, log)
-    out = predict(stage, data_dir, models_dir, submissions_dir, log)
+    out = predict(stage, data_dir, models_dir, submissions_dir, output_format, log)
     truth = Path(data_dir) / "de_test.parquet"
     if truth.is_file():
         from pertnet import evaluation  # imported here: evaluation builds on this module

@@ -50,3 +50,71 @@ def test_the_prediction_file_has_the_benchmark_fields(tmp_path, h5ad_data):
     assert written.uns["dataset_id"] == "my_dataset"
     assert written.uns["method_id"] == h5ad.METHOD_ID
     assert [p.name for p in tmp_path.iterdir()] == ["prediction.h5ad"]
+
+
+def run(module, *args):
+    """An entry module in-process, as `python -m module args` runs it; its exit code."""
+    from pertnet import cli
+
+    return cli.run(__import__(module).main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def both_routes(h5ad_data, tmp_path_factory):
+    """simple trained twice, from de_train.parquet and from de_train.h5ad alone (no sample_submission)."""
+    top = tmp_path_factory.mktemp("routes")
+    h5ad_only = top / "h5ad_only"
+    h5ad_only.mkdir()
+    for name in ("de_train.h5ad", "id_map.csv"):
+        (h5ad_only / name).write_bytes((h5ad_data / name).read_bytes())
+    parquet_only = top / "parquet_only"
+    parquet_only.mkdir()
+    for name in ("de_train.parquet", "id_map.csv", "sample_submission.csv"):
+        (parquet_only / name).write_bytes((h5ad_data / name).read_bytes())
+    for route in ("parquet_only", "h5ad_only"):
+        assert run("repro", "--stage", "simple", "--epochs", "2", "--data-dir", top / route,
+                   "--models-dir", top / route / "models", "--submissions-dir", top / route / "subs") == 0
+    assert run("predict", "--stage", "simple", "--data-dir", top / "h5ad_only", "--models-dir",
+               top / "h5ad_only" / "models", "--submissions-dir", top / "h5ad_only" / "subs",
+               "--output-format", "h5ad") == 0
+    return top
+
+
+def test_the_h5ad_route_gives_the_parquet_routes_submission(both_routes):
+    parquet = (both_routes / "parquet_only" / "subs" / "simple_submission.csv").read_bytes()
+    assert (both_routes / "h5ad_only" / "subs" / "simple_submission.csv").read_bytes() == parquet
+
+
+def test_predict_writes_the_benchmark_prediction(both_routes, h5ad_data):
+    written = anndata.read_h5ad(both_routes / "h5ad_only" / "subs" / "simple_prediction.h5ad")
+    submission = pd.read_csv(both_routes / "h5ad_only" / "subs" / "simple_submission.csv")
+    assert list(written.obs_names) == submission["id"].astype(str).tolist()
+    assert list(written.var_names) == list(submission.columns[1:])
+    assert np.array_equal(written.layers["prediction"], submission.iloc[:, 1:].to_numpy(np.float32))
+    assert written.uns["dataset_id"] == f"pertnet_synthetic_seed0_genes{TINY_GENES}"
+    assert written.uns["method_id"] == h5ad.METHOD_ID
+
+
+def test_the_clipped_layer_is_used_when_asked(h5ad_data, tmp_path):
+    from pertnet import pipeline
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "id_map.csv").write_bytes((h5ad_data / "id_map.csv").read_bytes())
+    for layer, bound in ((h5ad.CLIPPED_LAYER, 4.0), (h5ad.DEFAULT_LAYER, None)):
+        assert run("prepare_data", "--stage", "simple", "--data-dir", folder, "--train-file",
+                   h5ad_data / "de_train.h5ad", "--layer", layer) == 0
+        targets = pipeline.load_prepared(folder, "simple")["train_targets"]
+        assert (np.abs(targets).max() <= 4.0) == (bound is not None)
+
+
+def test_a_missing_layer_is_one_line_and_writes_nothing(h5ad_data, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "id_map.csv").write_bytes((h5ad_data / "id_map.csv").read_bytes())
+    code = run("prepare_data", "--stage", "simple", "--data-dir", folder,
+               "--train-file", h5ad_data / "de_train.h5ad", "--layer", "logFC")
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert "no layer 'logFC'; layers present: clipped_sign_log10_pval, sign_log10_pval" in error
+    assert sorted(p.name for p in folder.iterdir()) == ["id_map.csv"]
