@@ -4,7 +4,9 @@ Every rep is an independent model: its own initialisation and its own shuffling,
 own seed, and its own dropout masks. The reps of an entry are trained side by side as one
 `RepStack` (a rep axis on every weight) inside one compiled step: the loss is the sum of the
 reps' losses, so each rep's gradient, and therefore its Adam update, is exactly the one it
-would get alone. This does the work of `reps` Keras `fit` calls in one pass.
+would get alone. This does the work of `reps` Keras `fit` calls in one pass. The step is plain
+TensorFlow ops (no Keras layers, Adam as the fused kernel) in one compiled loop per epoch, with
+static batch shapes: tracing and per-op overhead, not just FLOPs, decide the speed at these sizes.
 """
 import hashlib
 import time
@@ -97,6 +99,7 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
     x, z = tf.constant(inputs, tf.int32), tf.constant(targets, tf.float32)
     rep_seeds = tf.constant(seeds, tf.int64)
     full_batches, last_batch = divmod(rows, batch_size)  # the last, smaller batch included, as Keras fit does
+    steps_per_epoch = full_batches + (last_batch > 0)
 
     def step(batch, number):  # batch: (reps, b) row indices, each rep its own; number: the step's count
         dropout_seeds = tf.stack([rep_seeds, tf.fill([reps], number * len(stack.layers))], axis=1)
@@ -117,10 +120,9 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
                                   (tf.constant(0, tf.int64), tf.zeros(reps)))
         if last_batch:
             losses += step(order[:, full_batches * batch_size:], first_step + full_batches)
-        return losses / (full_batches + (last_batch > 0))
+        return losses / steps_per_epoch
 
     shufflers = [np.random.default_rng(seed) for seed in seeds]
-    steps_per_epoch = full_batches + (last_batch > 0)
     for number in range(entry["epochs"]):
         order = np.stack([rng.permutation(rows) for rng in shufflers]).astype(np.int32)
         losses = epoch(tf.constant(order), tf.constant(number * steps_per_epoch, tf.int64))
