@@ -229,15 +229,14 @@ def ensemble_prediction(stage, models_dir, shared, inputs):
     """The stage's prediction of encoded pairs, in the bundles' gene order (SPEC.md section 5)."""
     from pertnet import training  # TensorFlow loads only in the commands that train or predict
 
-    medians, weights = [], []
-    for entry in config.STAGES[stage]:
+    def entry_median(entry):
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
         components = training.predict_reps(meta["entry"], rep_weights, inputs)
-        rep_genes = bundle.entry_codec(shared, meta["entry"]).inverse_transform(components)
-        medians.append(ensemble.median_over_reps(rep_genes))
-        weights.append(entry["weight"])
-    return ensemble.clip_to_bounds(ensemble.weighted_mean(medians, weights),
-                                   shared["clip_low"], shared["clip_high"])
+        return ensemble.median_over_reps(bundle.entry_codec(shared, meta["entry"]).inverse_transform(components))
+
+    entries = config.STAGES[stage]  # a generator: one entry's (reps, rows, genes) in memory at a time
+    combined = ensemble.weighted_mean((entry_median(e) for e in entries), [e["weight"] for e in entries])
+    return ensemble.clip_to_bounds(combined, shared["clip_low"], shared["clip_high"])
 
 
 def repro(stage, data_dir, models_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None,

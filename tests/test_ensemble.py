@@ -18,3 +18,10 @@ def test_clip_per_gene():
     values = np.array([[-5.0, 0.5, 9.0], [0.0, -1.0, 1.0]])
     clipped = ensemble.clip_to_bounds(values, np.array([-1.0, 0.0, -2.0]), np.array([1.0, 0.2, 3.0]))
     assert np.array_equal(clipped, [[-1.0, 0.2, 3.0], [0.0, 0.0, 1.0]])
+
+
+def test_median_over_reps_is_numpys_median():
+    rng = np.random.default_rng(1)
+    for reps in (1, 2, 3, 10):
+        values = rng.normal(size=(reps, 7, 50)).astype(np.float32)
+        assert np.array_equal(ensemble.median_over_reps(values), np.median(values, axis=0))
