@@ -3,6 +3,7 @@
 files -> validated frames -> encoded arrays (data/prepared/<stage>.npz) -> per-rep bundles
 (models/<stage>/) -> per-entry medians -> stage ensemble -> submissions/<stage>_submission.csv
 """
+import gc
 import hashlib
 import json
 import time
@@ -172,6 +173,7 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
                 training.rep_seeds(seed, stage, entry["id"], entry["reps"]),
                 on_epoch=progress.epoch_callback(label, entry, flops))
             bundle.save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, stamp)
+            gc.collect()  # the entry's traced graph sits in reference cycles: free it now, memory stays flat
             progress.done += flops
             trained.append(entry)
             log(f"{label}: saved {entry['reps']} reps in {time.perf_counter() - started:.1f}s, "
