@@ -7,11 +7,12 @@ from pertnet import cli, evaluation, pipeline
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, stage_required=False)
+    p = cli.parser(__doc__, stage_required=False, reads_training=True)
     p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
     p.add_argument("--submission", type=Path,
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
-    p.add_argument("--truth", type=Path, help=f"the true values (default: {evaluation.TRUTH_FILE} in the data folder)")
+    p.add_argument("--truth", type=Path, help="the true values: parquet, CSV or h5ad (--layer) (default: "
+                   f"{' or '.join(evaluation.TRUTH_FILES)} in the data folder)")
     p.add_argument("--reps", type=cli.positive_int, help="--cv: override every entry's reps (departs from the original)")
     p.add_argument("--epochs", type=cli.positive_int, help="--cv: override every entry's epochs (departs from the original)")
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
@@ -28,11 +29,12 @@ def main(argv=None):
     data_dir = cli.data_dir(args)
     if args.cv:
         result = evaluation.cross_validate(args.stage, data_dir, args.submissions_dir, args.seed,
-                                           args.reps, args.epochs)
+                                           args.reps, args.epochs, args.train_file, args.layer)
     else:
         submission = args.submission or pipeline.submission_path(args.submissions_dir, args.stage)
-        result = evaluation.score_submission(submission, args.truth or Path(data_dir) / evaluation.TRUTH_FILE,
-                                             data_dir, args.stage or submission.stem)
+        truth = args.truth or evaluation.truth_file(data_dir) or Path(data_dir) / evaluation.TRUTH_FILES[0]
+        result = evaluation.score_submission(submission, truth, data_dir, args.stage or submission.stem,
+                                             args.train_file, args.layer)
     evaluation.evaluate(result, args.json, args.plot)
 
 

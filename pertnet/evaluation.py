@@ -21,13 +21,23 @@ from pertnet.files import atomic_path, write_text
 CV_CELL_TYPES = ("NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells")
 TEST_CELL_TYPES = ("B cells", "Myeloid cells")  # the competition's test pairs are theirs
 CV_REPEATS = 2
-TRUTH_FILE = "de_test.parquet"  # the hidden truth, where a data folder has one (the demo does)
+TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
+
+
+def truth_file(data_dir):
+    """The data folder's truth file: de_test.parquet, else de_test.h5ad (None if neither)."""
+    return next((Path(data_dir) / name for name in TRUTH_FILES if (Path(data_dir) / name).is_file()), None)
 
 
 # ---------------------------------------------------------------- reading a submission and a truth
 
-def _read_table(path):
-    """A parquet or CSV file as a frame (by its suffix); pyarrow parses wide CSVs several times faster."""
+def _read_table(path, layer=None):
+    """A parquet, CSV or h5ad file as a frame (by its suffix); pyarrow parses wide CSVs several times
+    faster. layer: an h5ad's layer (default: `prediction` in a prediction file, else sign_log10_pval)."""
+    if Path(path).suffix == ".h5ad":
+        from pertnet import h5ad
+
+        return h5ad.read_frame(path, layer)
     return data._read(path, pd.read_parquet if Path(path).suffix == ".parquet"
                       else lambda csv: pd.read_csv(csv, engine="pyarrow"))
 
@@ -62,12 +72,13 @@ def _values(frame, genes, path, role):
     return values
 
 
-def align(submission_path, truth_path, id_map=None):
+def align(submission_path, truth_path, id_map=None, layer=None):
     """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
-    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth)."""
+    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth).
+    layer: the truth's layer, where it is an h5ad file."""
     frames = {}
     for role, path in (("submission", submission_path), ("truth", truth_path)):
-        frames[role] = _keyed(_read_table(path), path, id_map)
+        frames[role] = _keyed(_read_table(path, layer if role == "truth" else None), path, id_map)
     submission, truth = frames["submission"], frames["truth"]
     key = data.PAIR if all(set(data.PAIR) <= set(f.columns) for f in frames.values()) else ["id"]
     if key == ["id"] and not all("id" in f.columns for f in frames.values()):
@@ -210,18 +221,19 @@ def plot(path, report, rows, predictions, truth, pairs, worst=6):
 
 # ---------------------------------------------------------------- the two ways to evaluate
 
-def score_submission(submission_path, truth_path, data_dir, model_name, log=print):
-    """Score a submission against a truth file, beside the baselines fitted on data_dir's de_train
-    (skipped when there is none). Returns (report, details for `plot`)."""
+def score_submission(submission_path, truth_path, data_dir, model_name, train_file=None, layer=None, log=print):
+    """Score a submission against a truth file, beside the baselines fitted on the training file
+    (data_dir's de_train, or train_file; skipped when there is none). Returns (report, details for `plot`).
+    layer: the layer of h5ad truth and training files."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
     id_map_path = data_dir / data.ID_MAP_FILE
     id_map = data.read_id_map(id_map_path) if id_map_path.is_file() else None
-    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map)
+    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map, layer)
     predictions = {"model": predicted}
-    train_path = data_dir / data.TRAIN_FILE
+    train_path = data.training_file(data_dir, train_file)
     if train_path.is_file() and (pairs["cell_type"] != "all").all():
-        predictions.update(baselines(data.read_de_train(train_path), pairs, genes, truth_path))
+        predictions.update(baselines(data.read_training(train_path, layer)[0], pairs, genes, truth_path))
     else:
         log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
     report, rows = build_report(
@@ -247,13 +259,15 @@ def cv_folds(pairs):
     return folds
 
 
-def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None, log=print):
+def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None, train_file=None,
+                   layer=None, log=print):
     """Train the stage on each fold's training rows (into a temporary models folder, with the same
     code as `train`/`predict`), predict the held-out rows, and score them beside the baselines."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
-    data.require_inputs(data_dir, (data.TRAIN_FILE, data.ID_MAP_FILE))
-    train = data.read_de_train(data_dir / data.TRAIN_FILE)
+    train_path = data.training_file(data_dir, train_file)
+    data.require_inputs(data_dir, (data.ID_MAP_FILE,) if train_file else (train_path.name, data.ID_MAP_FILE))
+    train = data.read_training(train_path, layer)[0]
     genes = data.gene_columns(train)
     pseudolabels = pipeline.pseudolabel_rows(stage, submissions_dir, data.read_id_map(data_dir / data.ID_MAP_FILE),
                                              genes)
@@ -278,7 +292,7 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
             predicted = pipeline.ensemble_prediction(stage, models_dir, shared, inputs)
         part = dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[data.PAIR],
                     group=np.full(len(fold_test), len(parts)),
-                    **baselines(fold_train, fold_test, genes, data_dir / data.TRAIN_FILE))
+                    **baselines(fold_train, fold_test, genes, train_path))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
         log(f"{prefix} MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
             ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
@@ -295,7 +309,7 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
                 seeds=[seed + r for r in range(CV_REPEATS)], pseudolabels=len(pseudolabels),
                 reps={e["id"]: e["reps"] for e in entries}, epochs={e["id"]: e["epochs"] for e in entries},
                 overrides=dict(reps=reps, epochs=epochs)),
-        title=f"{stage}: cross-validation on {data_dir / data.TRAIN_FILE}, {len(folds)} folds x {CV_REPEATS} "
+        title=f"{stage}: cross-validation on {train_path}, {len(folds)} folds x {CV_REPEATS} "
               f"repeats ({len(pairs)} held-out rows x {len(genes)} genes)")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)

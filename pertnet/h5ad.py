@@ -27,8 +27,11 @@ CLIPPED_LAYER = "clipped_sign_log10_pval"
 METHOD_ID = "nn_retraining_with_pseudolabels"  # the method's id in the Open Problems benchmark
 
 
-def read_observations(path, layer=DEFAULT_LAYER):
-    """(obs frame, genes, float32 values of `layer`, dataset_id or None) of an h5ad file."""
+def read_observations(path, layer=None):
+    """(obs frame, genes, float32 values of `layer`, dataset_id or None) of an h5ad file.
+
+    layer: default `prediction` in a prediction file, else sign_log10_pval.
+    """
     from anndata.io import read_elem
 
     try:
@@ -42,6 +45,7 @@ def read_observations(path, layer=DEFAULT_LAYER):
             if group not in handle:
                 raise UserError(f"{path}: no '{group}' group; is this an AnnData .h5ad file?")
         layers = list(handle["layers"]) if "layers" in handle else []
+        layer = layer or ("prediction" if "prediction" in layers else DEFAULT_LAYER)
         if layer not in layers:
             raise UserError(f"{path}: no layer '{layer}'; layers present: {', '.join(layers) or 'none'}; "
                             "choose one with --layer")
@@ -54,6 +58,12 @@ def read_observations(path, layer=DEFAULT_LAYER):
     categorical = [c for c in obs.columns if isinstance(obs[c].dtype, pd.CategoricalDtype)]
     obs = obs.astype({c: obs[c].cat.categories.dtype for c in categorical}).reset_index(drop=True)
     return obs, genes, np.asarray(values, dtype=np.float32), dataset_id
+
+
+def read_frame(path, layer=None):
+    """An h5ad file as a table: its obs columns, then one float32 column per gene."""
+    obs, genes, values, _ = read_observations(path, layer)
+    return pd.concat([obs, pd.DataFrame(values, columns=genes, copy=False)], axis=1)
 
 
 def write_dataset(path, obs, genes, layers, dataset_id):

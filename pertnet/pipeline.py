@@ -254,8 +254,9 @@ def repro(stage, data_dir, models_dir, submissions_dir, seed=config.SEED, reps=N
     prepare(stage, data_dir, submissions_dir, seed, train_file, layer, log)
     train(stage, data_dir, models_dir, seed, reps, epochs, force, log)
     out = predict(stage, data_dir, models_dir, submissions_dir, output_format, log)
-    truth = Path(data_dir) / "de_test.parquet"
-    if truth.is_file():
-        from pertnet import evaluation  # imported here: evaluation builds on this module
-        evaluation.evaluate(evaluation.score_submission(out, truth, data_dir, stage, log), log=log)
+    from pertnet import evaluation  # imported here: evaluation builds on this module
+
+    truth = evaluation.truth_file(data_dir)
+    if truth is not None:
+        evaluation.evaluate(evaluation.score_submission(out, truth, data_dir, stage, train_file, layer, log), log=log)
     return out

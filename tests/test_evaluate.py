@@ -32,7 +32,7 @@ def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
 
 def write_submission(tiny_data, path, values=None, drop=0, shuffle=True):
     """A submission of the truth's pairs (id + genes, rows shuffled): the truth itself unless `values`."""
-    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILE)
+    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILES[0])
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     genes = data.gene_columns(truth)
     frame = id_map.merge(truth, on=data.PAIR)[["id", *genes]]
@@ -46,7 +46,7 @@ def write_submission(tiny_data, path, values=None, drop=0, shuffle=True):
 
 def test_a_perfect_submission_scores_perfectly_beside_the_baselines(tmp_path, tiny_data):
     submission = write_submission(tiny_data, tmp_path / "perfect.csv")
-    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILE, tiny_data, "perfect")
+    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILES[0], tiny_data, "perfect")
     model = report["scores"]["model"]["overall"]
     assert model["mrrmse"] == pytest.approx(0) and model["pearson"] == pytest.approx(1)
     assert set(report["scores"]) == {"model", "zeros", "compound_mean", "cell_type_mean", "training_mean"}
@@ -57,19 +57,19 @@ def test_a_perfect_submission_scores_perfectly_beside_the_baselines(tmp_path, ti
 
 
 def test_submission_scores_match_the_metrics_on_rows_in_truth_order(tmp_path, tiny_data):
-    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILE)
+    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILES[0])
     genes = data.gene_columns(truth)
     noise = np.random.default_rng(0).normal(size=(len(truth), len(genes)))
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     ordered_truth = id_map.merge(truth, on=data.PAIR)[genes].to_numpy()
     submission = write_submission(tiny_data, tmp_path / "noisy.csv", ordered_truth + noise)
-    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILE, tiny_data, "noisy")
+    report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILES[0], tiny_data, "noisy")
     expected = np.mean(np.sqrt(np.mean(noise ** 2, axis=1)))
     assert report["scores"]["model"]["overall"]["mrrmse"] == pytest.approx(expected)
 
 
 def test_mismatched_rows_and_nan_predictions_are_clear_errors(tmp_path, tiny_data):
-    truth = tiny_data / evaluation.TRUTH_FILE
+    truth = tiny_data / evaluation.TRUTH_FILES[0]
     short = write_submission(tiny_data, tmp_path / "short.csv", drop=2)
     with pytest.raises(UserError, match="2 missing"):
         evaluation.score_submission(short, truth, tiny_data, "short")

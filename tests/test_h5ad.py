@@ -118,3 +118,17 @@ def test_a_missing_layer_is_one_line_and_writes_nothing(h5ad_data, tmp_path, cap
     assert code == 2 and error.count("\n") == 1
     assert "no layer 'logFC'; layers present: clipped_sign_log10_pval, sign_log10_pval" in error
     assert sorted(p.name for p in folder.iterdir()) == ["id_map.csv"]
+
+
+def test_evaluate_scores_h5ad_predictions_against_an_h5ad_truth(both_routes, h5ad_data):
+    from pertnet import evaluation
+
+    subs = both_routes / "h5ad_only" / "subs"
+    from_h5ad, _ = evaluation.score_submission(subs / "simple_prediction.h5ad", h5ad_data / "de_test.h5ad",
+                                               h5ad_data, "simple", train_file=h5ad_data / "de_train.h5ad")
+    from_csv, _ = evaluation.score_submission(subs / "simple_submission.csv", h5ad_data / "de_test.parquet",
+                                              h5ad_data, "simple")
+    assert from_h5ad["scores"]["model"]["overall"] == pytest.approx(from_csv["scores"]["model"]["overall"], rel=1e-6)
+    clipped, _ = evaluation.score_submission(subs / "simple_prediction.h5ad", h5ad_data / "de_test.h5ad",
+                                             h5ad_data, "simple", layer=h5ad.CLIPPED_LAYER)
+    assert clipped["scores"]["model"]["overall"]["mrrmse"] < from_h5ad["scores"]["model"]["overall"]["mrrmse"]
