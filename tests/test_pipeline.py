@@ -3,7 +3,6 @@ import numpy as np
 import pandas as pd
 
 from conftest import dirs, run_cli
-from pertnet import data, pipeline
 
 
 def read_submission(path):
@@ -23,34 +22,6 @@ def test_simple_repro_writes_a_submission_and_scores_it(tmp_path, tiny_data):
     assert np.isfinite(submission.drop(columns="id").to_numpy()).all()
     bundle = tmp_path / "models" / "simple" / "model_7"
     assert sorted(p.name for p in bundle.iterdir()) == ["entry.json", "rep_0.npz"]
-
-
-def test_stage_2_trains_on_pseudolabels_and_predicts_without_training_data(tmp_path, tiny_data):
-    result = run_cli("repro", "--stage", "stage_2", "--reps", "1", "--epochs", "1",
-                     *dirs(tmp_path, tiny_data), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "[stage_1] prepared" in result.stdout  # stage 1 ran first
-    assert "(255 pseudolabels)" in result.stdout
-
-    prepared = pipeline.load_prepared(tiny_data, "stage_2")
-    assert len(prepared["train_inputs"]) == 614 + 255
-    stage_1 = read_submission(tmp_path / "submissions" / "stage_1_submission.csv")
-    id_map = pd.read_csv(tiny_data / "id_map.csv")
-    labels = list(prepared["vocabulary"])
-    genes = list(prepared["genes"])
-    first = id_map.iloc[0]
-    row = np.flatnonzero((prepared["train_inputs"] == [labels.index(first.cell_type), labels.index(first.sm_name)]).all(1))
-    assert len(row) == 1
-    assert np.allclose(prepared["train_targets"][row[0]], stage_1.loc[0, genes].to_numpy(np.float32))
-
-    submission = tmp_path / "submissions" / "stage_2_submission.csv"
-    before = submission.read_bytes()
-    (tiny_data / data.TRAIN_FILE).unlink()
-    for prepared_file in (tiny_data / "prepared").iterdir():
-        prepared_file.unlink()
-    result = run_cli("predict", "--stage", "stage_2", *dirs(tmp_path, tiny_data), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert submission.read_bytes() == before
 
 
 def test_stage_2_without_stage_1_says_to_run_stage_1(tmp_path, tiny_data):

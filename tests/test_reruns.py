@@ -14,8 +14,10 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pandas as pd
 import pytest
 
+import predict
 import repro
 from conftest import ROOT, dirs, run_cli
 from pertnet import cli, pipeline, training
@@ -138,3 +140,27 @@ def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path,
     log = train(reps=2, epochs=1, seed=7)
     assert "entry 3 (3/7): retraining (its bundle is incomplete: rep_1.npz missing)" in log
     assert "trained 1 entries (2 model-reps), skipped 6 already saved (12 model-reps) (entries 1, 2, 5, 6, 7, 8)" in log
+
+
+def test_stage_2_trains_on_stage_1s_predictions_as_pseudolabels(runs):
+    run_a = runs[0]
+    prepared = pipeline.load_prepared(run_a / "data", "stage_2")
+    assert len(prepared["train_inputs"]) == 614 + 255
+    stage_1 = pd.read_csv(pipeline.submission_path(run_a / "submissions", "stage_1"))
+    id_map = pd.read_csv(run_a / "data" / "id_map.csv")
+    labels, genes = list(prepared["vocabulary"]), list(prepared["genes"])
+    for row in (0, 200):  # a B-cell and a Myeloid pair
+        pair = [labels.index(id_map.cell_type[row]), labels.index(id_map.sm_name[row])]
+        (match,) = np.flatnonzero((prepared["train_inputs"] == pair).all(axis=1))
+        assert np.allclose(prepared["train_targets"][match], stage_1.loc[row, genes].to_numpy(np.float32))
+
+
+def test_predict_needs_no_training_data(runs, tmp_path):
+    folder = tmp_path / "run"
+    shutil.copytree(runs[0], folder)
+    (folder / "data" / "de_train.parquet").unlink()
+    shutil.rmtree(folder / "data" / "prepared")
+    before = pipeline.submission_path(folder / "submissions", "stage_2").read_bytes()
+    pipeline.submission_path(folder / "submissions", "stage_2").unlink()
+    assert cli.run(predict.main, ["--stage", "stage_2", *map(str, dirs(folder, folder / "data"))]) == 0
+    assert pipeline.submission_path(folder / "submissions", "stage_2").read_bytes() == before
