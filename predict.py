@@ -5,7 +5,7 @@ from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, writes_predictions=True).parse_args(argv)
+    args = cli.parser(__doc__, tensorflow=False, writes_predictions=True).parse_args(argv)
     pipeline.predict(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir, args.output_format)
 
 

@@ -59,11 +59,11 @@ def shape_rate(entries, rows, seconds=0.3):
     multiply below the large-matrix rate; this is the ceiling for this stage's work."""
     import tensorflow as tf
 
-    from pertnet import nets
+    from pertnet import architectures
 
     total_flops = total_seconds = 0.0
     for entry in entries:
-        widths = [2 * entry["emb_out"]] + [a[0] for k, a in nets.layers(entry)[1:] if k == "dense"]
+        widths = [2 * entry["emb_out"]] + [a[0] for k, a in architectures.layers(entry)[1:] if k == "dense"]
         reps, batch = entry["reps"], entry["bs"]
         for fan_in, units in zip(widths, widths[1:]):
             rng = np.random.default_rng(0)

@@ -54,7 +54,7 @@ def parser(description, training=False, stage_required=True, tensorflow=True, re
            writes_predictions=False):
     """The options every entry module takes; `training` adds --reps, --epochs and --force;
     `reads_training` --train-file and --layer; `writes_predictions` --output-format;
-    tensorflow=False for a command that never loads it (prepare_data)."""
+    tensorflow=False for a command that never loads it (prepare_data, predict)."""
     p = _Parser(tensorflow, description=description)
     p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
     p.add_argument("--data-dir", type=Path, default=None,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 import config
-from pertnet import Interrupted, UserError, bundle, data, ensemble
+from pertnet import Interrupted, UserError, architectures, bundle, data, ensemble
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.targets import SVDCodec
@@ -131,7 +131,7 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
     prepared: the arrays prepare() writes (train_inputs, train_targets, vocabulary, genes,
     clip_low, clip_high); cross-validation passes its folds' arrays the same way.
     """
-    from pertnet import training  # TensorFlow loads only in the commands that train or predict
+    from pertnet import training  # TensorFlow loads only in the commands that train
 
     require_writable(bundle.stage_dir(models_dir, stage), "--models-dir")
     entries = stage_entries(stage, reps, epochs)
@@ -229,12 +229,10 @@ def predict(stage, data_dir, models_dir, submissions_dir, output_format="csv", l
 
 def ensemble_prediction(stage, models_dir, shared, inputs):
     """The stage's prediction of encoded pairs, in the bundles' gene order (SPEC.md section 5)."""
-    from pertnet import training  # TensorFlow loads only in the commands that train or predict
-
     def entry_median(entry):
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
-        components = training.predict_reps(meta["entry"], rep_weights, inputs)
-        return ensemble.median_over_reps(bundle.entry_codec(shared, meta["entry"]).inverse_transform(components))
+        components = architectures.predict(meta["entry"], [np.stack(ws) for ws in zip(*rep_weights)], inputs)
+        return ensemble.decoded_median(components, bundle.entry_codec(shared, meta["entry"]).inverse_transform)
 
     entries = config.STAGES[stage]  # a generator: one entry's (reps, rows, genes) in memory at a time
     combined = ensemble.weighted_mean((entry_median(e) for e in entries), [e["weight"] for e in entries])

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pertnet import nets
+from pertnet import architectures, nets
 
 
 def derive_seed(*parts):
@@ -37,7 +37,7 @@ def initial_weights(entry, vocab_size, seeds):
     per_rep = []
     for seed in seeds:
         rng = np.random.default_rng(derive_seed(seed, "init"))
-        per_rep.append([_draw(rng, shape, initializer) for shape, initializer in nets.weight_specs(entry, vocab_size)])
+        per_rep.append([_draw(rng, shape, initializer) for shape, initializer in architectures.weight_specs(entry, vocab_size)])
     return [np.stack(ws) for ws in zip(*per_rep)]
 
 
@@ -52,8 +52,7 @@ def _draw(rng, shape, initializer):
 
 def dense_weights(entry):
     """Number of Dense kernel weights of an entry's network (what the FLOP count multiplies)."""
-    widths = [2 * entry["emb_out"]] + [arg[0] for kind, arg in nets.hidden_layers(entry) if kind == "dense"]
-    widths.append(entry["n_dim"])
+    widths = [2 * entry["emb_out"]] + [arg[0] for kind, arg in architectures.layers(entry) if kind == "dense"]
     return sum(a * b for a, b in zip(widths, widths[1:]))
 
 
@@ -95,48 +94,47 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
     reps, rows, batch_size = len(seeds), len(inputs), entry["bs"]
     stack = nets.RepStack(entry, initial_weights(entry, vocab_size, seeds))
     optimizer = Adam(entry["lr"], stack.trainable)
-    loss_fn = nets.mae if nets.loss_name(entry) == "mae" else nets.mrrmse
+    loss_fn = nets.mae if architectures.loss_name(entry) == "mae" else nets.mrrmse
     x, z = tf.constant(inputs, tf.int32), tf.constant(targets, tf.float32)
     rep_seeds = tf.constant(seeds, tf.int64)
     full_batches, last_batch = divmod(rows, batch_size)  # the last, smaller batch included, as Keras fit does
     steps_per_epoch = full_batches + (last_batch > 0)
 
-    def step(batch, number):  # batch: (reps, b) row indices, each rep its own; number: the step's count
-        dropout_seeds = tf.stack([rep_seeds, tf.fill([reps], number * len(stack.layers))], axis=1)
+    def step(batch, masks):  # batch: (reps, b) row indices, each rep its own; masks: this step's dropout masks
         with tf.GradientTape() as tape:
-            losses = loss_fn(tf.gather(z, batch), stack(tf.gather(x, batch), True, dropout_seeds))
+            losses = loss_fn(tf.gather(z, batch), stack(tf.gather(x, batch), masks))
             total = tf.reduce_sum(losses)
         optimizer.apply(tape.gradient(total, stack.trainable))
         return losses
 
+    def per_batch(values):  # (reps, rows, ...) in epoch order -> (reps, full batches, batch size, ...), the rest
+        split = full_batches * batch_size
+        return tf.reshape(values[:, :split], (reps, full_batches, batch_size, -1)), values[:, split:]
+
     @tf.function(autograph=False)  # a plain while loop: converting the Python code took seconds
-    def epoch(order, first_step):  # order: (reps, rows), one permutation per rep; static batch shapes
-        batches = tf.reshape(order[:, :full_batches * batch_size], (reps, full_batches, batch_size))
+    def epoch(order, number):  # order: (reps, rows), one permutation per rep; static batch shapes
+        masks = [per_batch(nets.dropout_masks(tf.stack([rep_seeds, tf.fill([reps], number * 1000 + layer)], 1),
+                                              rows, width, rate))
+                 for layer, (rate, width) in enumerate(stack.dropout_rates())]  # row i masks the epoch's i-th sample
+        batches, rest = per_batch(order[..., None])
 
         def full_batch(i, losses):
-            return i + 1, losses + step(tf.gather(batches, i, axis=1), first_step + i)
+            return i + 1, losses + step(tf.gather(batches, i, axis=1)[..., 0], [tf.gather(m, i, axis=1) for m, _ in masks])
 
         _, losses = tf.while_loop(lambda i, _: i < full_batches, full_batch,
                                   (tf.constant(0, tf.int64), tf.zeros(reps)))
         if last_batch:
-            losses += step(order[:, full_batches * batch_size:], first_step + full_batches)
+            losses += step(rest[..., 0], [m for _, m in masks])
         return losses / steps_per_epoch
 
     shufflers = [np.random.default_rng(seed) for seed in seeds]
     for number in range(entry["epochs"]):
         order = np.stack([rng.permutation(rows) for rng in shufflers]).astype(np.int32)
-        losses = epoch(tf.constant(order), tf.constant(number * steps_per_epoch, tf.int64))
+        losses = epoch(tf.constant(order), tf.constant(number, tf.int64))
         if on_epoch is not None:
             on_epoch(number, losses.numpy())
     weights = stack.get_weights()
     return [[w[rep] for w in weights] for rep in range(reps)]
-
-
-def predict_reps(entry, rep_weights, inputs):
-    """Each rep's prediction of the components: (reps, rows, n_dim), all rows in one batch."""
-    stack = nets.RepStack(entry, [np.stack(ws) for ws in zip(*rep_weights)])
-    batch = np.broadcast_to(np.asarray(inputs, np.int32), (len(rep_weights), *np.shape(inputs)))
-    return stack(tf.constant(batch)).numpy()
 
 
 class Progress:

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import config
-from pertnet import nets, training
+from pertnet import architectures, nets, training
 
 ALL_ENTRIES = [(stage, e) for stage, entries in config.STAGES.items() for e in entries]
 
@@ -10,7 +10,7 @@ ALL_ENTRIES = [(stage, e) for stage, entries in config.STAGES.items() for e in e
 def expected_params(entry, vocab):
     """Parameter count from the hyperparameters alone: embedding + Dense (kernel+bias) + 4 per BN unit."""
     total, width = vocab * entry["emb_out"], 2 * entry["emb_out"]
-    for kind, arg in nets.hidden_layers(entry):
+    for kind, arg in architectures.hidden_layers(entry):
         if kind == "dense":
             total, width = total + width * arg[0] + arg[0], arg[0]
         elif kind == "bn":
@@ -40,10 +40,10 @@ def test_parameter_counts_given_in_the_spec():
 
 def test_family_quirks_are_kept():
     entry_2 = config.STAGES["stage_1"][1]
-    kinds = [k for k, _ in nets.hidden_layers(entry_2)]
+    kinds = [k for k, _ in architectures.hidden_layers(entry_2)]
     assert kinds[4:7] == ["dense", "relu", "bn"]  # Dense(relu) then ReLU again
     entry_6 = config.STAGES["stage_1"][4]
-    rates = [arg for kind, arg in nets.hidden_layers(entry_6) if kind == "dropout"]
+    rates = [arg for kind, arg in architectures.hidden_layers(entry_6) if kind == "dropout"]
     assert rates == [entry_6["dropout_2"]] * 2
 
 
@@ -54,16 +54,15 @@ def test_losses_by_hand():
 
 
 @pytest.mark.parametrize("entry", [config.STAGES["stage_1"][i] for i in (0, 1, 4, 6)], ids=lambda e: e["id"])
-def test_rep_stack_computes_what_each_plain_model_computes(entry):
+def test_predict_computes_what_each_plain_model_predicts(entry):
     reps, vocab = 3, 20
     weights = training.initial_weights(entry, vocab, [1, 2, 3])
     rng = np.random.default_rng(0)
     # give BN non-trivial moving statistics so inference mode is really compared
     weights = [w + rng.normal(0, 0.1, w.shape).astype(np.float32) if w.ndim == 2 else w for w in weights]
     weights = [np.abs(w) + 0.5 if i in moving_variance_indices(entry) else w for i, w in enumerate(weights)]
-    stack = nets.RepStack(entry, weights)
     x = rng.integers(0, vocab, (7, 2)).astype(np.int32)
-    stacked = stack(np.broadcast_to(x, (reps, 7, 2)), training=False).numpy()
+    stacked = architectures.predict(entry, weights, x)
     for rep in range(reps):
         plain = nets.build_model(entry, vocab)
         plain.set_weights([w[rep] for w in weights])
@@ -78,4 +77,4 @@ def moving_variance_indices(entry):
 @pytest.mark.parametrize("stage,entry", ALL_ENTRIES[:9], ids=[f"{s}-{e['id']}" for s, e in ALL_ENTRIES[:9]])
 def test_weight_specs_follow_the_plain_models_weights(stage, entry):
     shapes = [w.shape for w in nets.build_model(entry, 30).get_weights()]
-    assert [shape for shape, _ in nets.weight_specs(entry, 30)] == shapes
+    assert [shape for shape, _ in architectures.weight_specs(entry, 30)] == shapes

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 import config
-from pertnet import nets, training
+from pertnet import architectures, nets, training
 
 
 def test_rep_seeds_are_distinct_and_stable():
@@ -28,7 +28,7 @@ def small_problem(entry, rows=50, vocab=12, seed=0):
     return x, z
 
 
-def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone():
+def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
     """One step of the stack equals, rep by rep, Keras' Adam on the plain model's own gradient.
 
     The reference densifies the embedding gradient: Keras 3's Adam squares the rows of a sparse
@@ -38,26 +38,25 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone():
     """
     entry = {**config.STAGES["stage_1"][0], "epochs": 1, "bs": 64, "n_dim": 5}
     x, z = small_problem(entry)
-    hidden = nets.hidden_layers
-    try:  # family 1 has fixed dropout 0.2: switch it off to compare deterministic steps
-        nets.hidden_layers = lambda e: [(k, 0.0 if k == "dropout" else a) for k, a in hidden(e)]
-        seeds = [3, 4]
-        stacked = training.train_entry(entry, x, z, 12, seeds)
-        for rep, seed in enumerate(seeds):
-            plain = nets.build_model(entry, 12)
-            plain.set_weights([w[rep] for w in training.initial_weights(entry, 12, seeds)])
-            order = np.random.default_rng(seed).permutation(len(x))
-            with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.abs(z[order] - plain(x[order], training=True)))
-            gradients = tape.gradient(loss, plain.trainable_variables)
-            keras.optimizers.Adam(entry["lr"]).apply_gradients(
-                zip([tf.convert_to_tensor(g) for g in gradients], plain.trainable_variables))
-            first_dense_bias = 2  # embeddings, kernel, bias: the bias that feeds BatchNormalization
-            for index, (mine, variable) in enumerate(zip(stacked[rep], plain.weights)):
-                if index != first_dense_bias:
-                    assert np.allclose(mine, variable.numpy(), atol=2e-5), variable.path
-    finally:
-        nets.hidden_layers = hidden
+    hidden = architectures.hidden_layers
+    no_dropout = lambda e: [(k, 0.0 if k == "dropout" else a) for k, a in hidden(e)]  # noqa: E731
+    for module in (architectures, nets):  # family 1 has fixed dropout 0.2: off, to compare deterministic steps
+        monkeypatch.setattr(module, "hidden_layers", no_dropout)
+    seeds = [3, 4]
+    stacked = training.train_entry(entry, x, z, 12, seeds)
+    for rep, seed in enumerate(seeds):
+        plain = nets.build_model(entry, 12)
+        plain.set_weights([w[rep] for w in training.initial_weights(entry, 12, seeds)])
+        order = np.random.default_rng(seed).permutation(len(x))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(z[order] - plain(x[order], training=True)))
+        gradients = tape.gradient(loss, plain.trainable_variables)
+        keras.optimizers.Adam(entry["lr"]).apply_gradients(
+            zip([tf.convert_to_tensor(g) for g in gradients], plain.trainable_variables))
+        first_dense_bias = 2  # embeddings, kernel, bias: the bias that feeds BatchNormalization
+        for index, (mine, variable) in enumerate(zip(stacked[rep], plain.weights)):
+            if index != first_dense_bias:
+                assert np.allclose(mine, variable.numpy(), atol=2e-5), variable.path
 
 
 def test_training_learns_and_repeats_itself():
