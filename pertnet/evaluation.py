@@ -84,8 +84,8 @@ def align(submission_path, truth_path, id_map=None, layer=None):
     if key == ["id"] and not all("id" in f.columns for f in frames.values()):
         raise UserError(f"{submission_path} and {truth_path}: one names its pairs, the other only ids; "
                         "give --data-dir a folder with the id_map.csv that maps the ids to pairs")
-    genes = data.gene_columns(truth)
-    data.check_same_genes(data.gene_columns(submission), genes, submission_path, truth_path)
+    genes = data.gene_columns(truth.columns)
+    data.check_same_genes(data.gene_columns(submission.columns), genes, submission_path, truth_path)
     for role, frame in frames.items():
         duplicated = frame[key][frame[key].duplicated()]
         if len(duplicated):
@@ -268,7 +268,7 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
     train_path = data.training_file(data_dir, train_file)
     data.require_inputs(data_dir, (data.ID_MAP_FILE,) if train_file else (train_path.name, data.ID_MAP_FILE))
     train = data.read_training(train_path, layer)[0]
-    genes = data.gene_columns(train)
+    genes = data.gene_columns(train.columns)
     pseudolabels = pipeline.pseudolabel_rows(stage, submissions_dir, data.read_id_map(data_dir / data.ID_MAP_FILE),
                                              genes)
     folds = cv_folds(train)

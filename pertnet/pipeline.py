@@ -52,7 +52,7 @@ def prepare(stage, data_dir, submissions_dir, seed=config.SEED, train_file=None,
     require_writable(prepared_path(data_dir, stage).parent, "--data-dir")
     train, dataset_id = data.read_training(train_path, layer)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
-    genes = data.gene_columns(train)
+    genes = data.gene_columns(train.columns)
     if not from_h5ad:
         order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
         data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, train_path.name)

@@ -29,6 +29,29 @@ def test_submission_format_round_trip(tmp_path, tiny_source):
     assert np.array_equal(written[genes].to_numpy(np.float32), values)  # shortest repr round-trips float32
     assert np.array_equal(data.read_submission(path, id_map, genes), values)
     assert [p.name for p in tmp_path.iterdir()] == ["s.csv"]  # no temporary file left behind
+    shuffled = written.sample(frac=1, random_state=0)[["id", *genes[::-1]]]  # rows and columns in any order
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    assert np.array_equal(data.read_submission(tmp_path / "shuffled.csv", id_map, genes), values)
+
+
+@pytest.mark.parametrize("bad,message", [("text", "not a valid csv file"), ("1.5", "whole numbers"),
+                                         ("short", "fields but its header names")])
+def test_a_damaged_submission_is_named(tmp_path, tiny_source, bad, message):
+    id_map = data.read_id_map(tiny_source / "id_map.csv")
+    genes = data.read_gene_order(tiny_source / "sample_submission.csv", id_map)
+    frame = pd.DataFrame(np.zeros((len(id_map), len(genes))), columns=genes).assign(id=id_map["id"])[["id", *genes]]
+    if bad == "short":
+        frame = frame.drop(columns=genes[-1]).rename(columns={genes[-2]: genes[-1]})
+        frame.to_csv(tmp_path / "s.csv", index=False)
+        lines = (tmp_path / "s.csv").read_text().splitlines()
+        (tmp_path / "s.csv").write_text("\n".join([lines[0].replace(genes[-1], f"{genes[-2]},{genes[-1]}"), *lines[1:]]))
+    else:
+        frame = frame.astype(object)
+        frame.iloc[3, 0 if bad == "1.5" else 2] = bad
+        frame.to_csv(tmp_path / "s.csv", index=False)
+    with pytest.raises(UserError, match=message) as error:
+        data.read_submission(tmp_path / "s.csv", id_map, genes)
+    assert "s.csv" in str(error.value)
 
 
 def test_missing_inputs_name_the_files_and_the_demo(tmp_path):
