@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import config
 from pertnet import architectures, nets, training
@@ -78,3 +79,14 @@ def moving_variance_indices(entry):
 def test_weight_specs_follow_the_plain_models_weights(stage, entry):
     shapes = [w.shape for w in nets.build_model(entry, 30).get_weights()]
     assert [shape for shape, _ in architectures.weight_specs(entry, 30)] == shapes
+
+
+def test_dropout_masks_keep_one_minus_rate_scaled_and_differ_by_rep():
+    seeds = tf.constant([[1, 7], [2, 7]], tf.int64)
+    masks = nets.dropout_masks(seeds, 400, 250, 0.3).numpy()
+    assert masks.shape == (2, 400, 250)
+    assert set(np.unique(masks)) == {0.0, np.float32(1 / 0.7)}
+    assert abs((masks > 0).mean() - 0.7) < 0.01
+    assert not np.array_equal(masks[0], masks[1])
+    again = nets.dropout_masks(tf.constant([[2, 7]], tf.int64), 400, 250, 0.3).numpy()
+    assert np.array_equal(again[0], masks[1])  # a rep's masks depend on its own seed alone
