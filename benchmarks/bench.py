@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
-from pertnet import evaluation  # noqa: E402
+from pertnet import evaluation, files  # noqa: E402
 
 
 def matmul_rate(seconds=1.0):
@@ -107,13 +107,10 @@ def run_command(label, args, log_path):
 
 
 def print_peak_rss():
-    """This process's own peak RSS (VmHWM). A child's ru_maxrss would include the memory of the
-    parent it was forked from (Linux keeps the pre-exec high-water mark), here ~1 GB of TensorFlow."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return
-    print("PEAK_RSS_KB " + re.search(r"VmHWM:\s+(\d+)", status)[1])
+    """This process's own peak RSS, for the parent to read from the output (see files.peak_memory_kb)."""
+    kilobytes = files.peak_memory_kb()
+    if kilobytes is not None:
+        print(f"PEAK_RSS_KB {kilobytes}")
 
 
 def child(argv):
@@ -221,6 +218,7 @@ def main():
             if command == "train":
                 per_entry = {m[0]: (int(m[1]), float(m[2])) for m in
                              re.findall(r"entry (\S+) \(\d+/\d+\): saved (\d+) reps in ([\d.]+)s", output)}
+                results["train_peak_gb_by_entry"] = [float(gb) for gb in re.findall(r"peak memory ([\d.]+) GB", output)]
             print(f"[bench]   {command}: {wall:.1f}s wall, peak RSS {rss:.0f} MB", flush=True)
 
         truth = evaluation.truth_file(data)  # the demo's hidden truth: quality, from the same run
@@ -277,6 +275,10 @@ def report(s):
           f"(reps, in, out) products: {s['train_gflops'] / s['matmul_gflops_at_training_shapes']:.2f} of it achieved)")
     for command in ("prepare", "train", "predict"):
         print(f"{command:<10} wall {s[command]['wall_s']:8.1f} s   peak RSS {s[command]['peak_rss_mb']:6d} MB")
+    peaks = s.get("train_peak_gb_by_entry")
+    if peaks:
+        print(f"train peak memory       {peaks[0]:.2f} GB after the first entry, {peaks[len(peaks) // 2]:.2f} after "
+              f"entry {len(peaks) // 2 + 1}, {peaks[-1]:.2f} after the last ({len(peaks)} entries)")
     if "truth_mrrmse" in s:
         source = (" (its pseudolabels from a 1-epoch stage_1: not the real chain's score)"
                   if s["stage"] in config.PSEUDOLABEL_SOURCE else "")

@@ -57,3 +57,14 @@ def require_writable(folder, option):
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{folder}: no permission to write in {existing}/; pass another {option} "
                         "or make it writable")
+
+
+def peak_memory_kb():
+    """This process's peak resident memory in kB (Linux's VmHWM in /proc/self/status), None elsewhere.
+
+    Not ru_maxrss: for a process started by a large one, Linux reports the larger parent's peak."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))

@@ -177,7 +177,7 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
             progress.done += flops
             trained.append(entry)
             log(f"{label}: saved {entry['reps']} reps in {time.perf_counter() - started:.1f}s, "
-                f"about {progress.eta()} left")
+                f"about {progress.eta()} left{progress.peak_memory()}")
     except KeyboardInterrupt:
         saved_reps = sum(e["reps"] for e in trained + skipped)
         raise Interrupted(f"{saved_reps} of {sum(e['reps'] for e in entries)} model-reps saved in "

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from pertnet import architectures, nets
+from pertnet.files import peak_memory_kb
 
 
 def derive_seed(*parts):
@@ -148,6 +149,12 @@ class Progress:
         done = self.done + extra_done
         elapsed = time.perf_counter() - self.start
         return "?" if done == 0 else f"{elapsed / done * (self.total - done):.0f}s"
+
+    @staticmethod
+    def peak_memory():
+        """', peak memory X GB' of this process so far, or '' where it cannot be read."""
+        kilobytes = peak_memory_kb()
+        return "" if kilobytes is None else f", peak memory {kilobytes / 2 ** 20:.2f} GB"
 
     def epoch_callback(self, label, entry, flops):
         every = max(1, entry["epochs"] // 5)
