@@ -66,7 +66,7 @@ def shape_rate(entries, rows, seconds=0.3):
 
     total_flops = total_seconds = 0.0
     for entry in entries:
-        widths = [2 * entry["emb_out"]] + [a[0] for k, a in architectures.layers(entry)[1:] if k == "dense"]
+        widths = architectures.dense_widths(entry)
         reps, batch = entry["reps"], entry["bs"]
         for fan_in, units in zip(widths, widths[1:]):
             rng = np.random.default_rng(0)

@@ -62,6 +62,11 @@ def layer_widths(entry):
     return widths
 
 
+def dense_widths(entry):
+    """The widths the Dense layers map between: the flattened embedding's, then each Dense's units."""
+    return [2 * entry["emb_out"]] + [arg[0] for kind, arg in layers(entry) if kind == "dense"]
+
+
 def weight_specs(entry, vocab_size):
     """(shape, Keras-default initializer) of each weight of the plain model, in get_weights() order."""
     specs = []

@@ -53,7 +53,7 @@ def _draw(rng, shape, initializer):
 
 def dense_weights(entry):
     """Number of Dense kernel weights of an entry's network (what the FLOP count multiplies)."""
-    widths = [2 * entry["emb_out"]] + [arg[0] for kind, arg in architectures.layers(entry) if kind == "dense"]
+    widths = architectures.dense_widths(entry)
     return sum(a * b for a, b in zip(widths, widths[1:]))
 
 
