@@ -2,8 +2,8 @@
 
 Every entry is one network of the ensemble:
   id            name of the entry (stage_2: family digit + letter)
-  architecture  family 1-8 (SPEC.md section 3; 1-4 train on MAE, 5-8 on MRRMSE)
-  weight        weight of the entry in the stage's weighted mean (SPEC.md section 5)
+  architecture  family 1-8 (docs/method.md, section 3; 1-4 train on MAE, 5-8 on MRRMSE)
+  weight        weight of the entry in the stage's weighted mean (docs/method.md, section 5)
   reps          independently seeded models whose median is the entry's prediction
   epochs, bs    training epochs and batch size
   lr            Adam learning rate
@@ -12,8 +12,8 @@ Every entry is one network of the ensemble:
   dropout_i     dropout rate after hidden block i
   n_dim         number of truncated-SVD components the network predicts
 
-The numbers are the original solution's, transcribed from shared/stages.json;
-tests/test_config.py proves they match a copy kept in tests/.
+The numbers are the original solution's (the author's optuna search chose them);
+tests/test_config.py proves they match a copy of the original's values kept in tests/stages.json.
 """
 from pathlib import Path
 

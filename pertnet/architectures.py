@@ -1,4 +1,4 @@
-"""The eight architecture families (SPEC.md section 3) as plain layer lists, and their inference.
+"""The eight architecture families (docs/method.md, section 3) as plain layer lists, and their inference.
 
 Pure Python and NumPy: what a network is (its layers, weight shapes, loss) and what a trained one
 predicts, without TensorFlow, so that `predict` starts in a second or two instead of the six

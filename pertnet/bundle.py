@@ -4,7 +4,7 @@ models/<stage>/
     shared.npz          what every entry and rep shares:
         genes           str   (genes,)       gene order of the columns the models predict
         vocabulary      str   (labels,)      sorted cell types and compounds; a label's index is its code
-        clip_low/high   f32   (genes,)       per-gene min / max of the raw de_train (section 5, step 3)
+        clip_low/high   f32   (genes,)       per-gene min / max of the raw de_train (docs/method.md, section 5)
         components      f32   (k, genes)     SVD basis; an entry with n_dim uses the first n_dim rows
         run             str   ()             fingerprint of the training arrays, seed and stage
     model_<id>/
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError
+from pertnet import UserError, architectures
 from pertnet.files import load_npz, save_npz, write_text
 from pertnet.targets import SVDCodec
 
@@ -56,8 +56,12 @@ def rep_path(models_dir, stage, entry_id, rep):
     return entry_dir(models_dir, stage, entry_id) / f"rep_{rep}.npz"
 
 
-def entry_state(models_dir, stage, entry_id):
-    """(entry.json contents, "") for a complete bundle, else (None, what is missing or damaged)."""
+def entry_state(models_dir, stage, entry_id, verify=False):
+    """(entry.json contents, "") for a complete bundle, else (None, what is missing or damaged).
+
+    verify: also read every rep file back and check its weights' shapes against the entry's network
+    (zip's CRC catches a flipped byte); what a train rerun does before it trusts a bundle.
+    """
     try:
         meta = json.loads((entry_dir(models_dir, stage, entry_id) / "entry.json").read_text())
         reps = int(meta["reps"])
@@ -66,7 +70,25 @@ def entry_state(models_dir, stage, entry_id):
     except (OSError, ValueError, KeyError, TypeError):
         return None, "entry.json is damaged"
     missing = [f"rep_{rep}.npz" for rep in range(reps) if not rep_path(models_dir, stage, entry_id, rep).is_file()]
-    return (None, f"{', '.join(missing)} missing") if missing else (meta, "")
+    if missing:
+        return None, f"{', '.join(missing)} missing"
+    if verify:
+        for rep in range(reps):
+            problem = _rep_file_problem(rep_path(models_dir, stage, entry_id, rep), meta)
+            if problem:
+                return None, f"rep_{rep}.npz {problem}"
+    return meta, ""
+
+
+def _rep_file_problem(path, meta):
+    """Why a rep file cannot be this entry's weights ("" if it can)."""
+    try:
+        expected = [shape for shape, _ in architectures.weight_specs(meta["entry"], meta["vocab_size"])]
+        with np.load(path) as arrays:
+            shapes = [arrays[key].shape for key in sorted(arrays.files)]
+    except Exception as error:  # truncated, overwritten, not an npz, or an entry.json without its fields
+        return f"is damaged ({type(error).__name__})"
+    return "" if shapes == expected else "holds weights of another shape than the entry's network"
 
 
 def save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, fingerprint):
@@ -103,8 +125,7 @@ def check_stage(models_dir, stage, entry_ids, shared):
 def load_rep_weights(models_dir, stage, entry_id):
     """(entry.json contents, one weight list per rep)."""
     meta = _complete_entry(models_dir, stage, entry_id)
-    damaged = (f"delete {entry_dir(models_dir, stage, entry_id)}/ and {_retrain_hint(stage)}, "
-               f"or retrain everything with --force")
+    damaged = f"{_retrain_hint(stage)}: it checks every rep file and retrains the entries with a damaged one"
     reps = []
     for rep in range(meta["reps"]):
         weights = load_npz(rep_path(models_dir, stage, entry_id, rep), damaged)

@@ -1,6 +1,6 @@
 """Reading and validating the competition's files; writing submissions.
 
-Schemas (SPEC.md section 1):
+Schemas (docs/method.md, section 1):
 
 de_train.parquet   one row per training (cell_type, sm_name) pair
     cell_type    str   cell type, e.g. "NK cells"                         required
@@ -25,6 +25,7 @@ de_train.h5ad and <stage>_prediction.h5ad: the Open Problems benchmark's formats
 """
 import csv
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -147,8 +148,26 @@ def _validated(pairs, genes, values, path):
         raise UserError(f"{path}: {bad.sum()} NaN or infinite value(s) in {len(rows)} row(s) and "
                         f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {shown}; genes "
                         f"{', '.join(str(genes[c]) for c in cols[:5])}); fill or drop them")
+    _warn_of_extreme_values(pairs, genes, values, path)
     return pd.concat([pairs.reset_index(drop=True).astype(str),
                       pd.DataFrame(values, columns=genes, copy=False)], axis=1)
+
+
+# |sign(logFC) * log10(p)| <= 323.3: the smallest positive double is 4.9e-324. Beyond that a value is
+# not a signed log10 p-value at all (another unit, a sentinel, a broken export), and predictions follow it.
+SIGNED_LOG10_P_LIMIT = 324
+
+
+def _warn_of_extreme_values(pairs, genes, values, path):
+    """One line on stderr where training values lie beyond any signed log10 p-value: accepted, but suspect."""
+    extreme = np.abs(values) > SIGNED_LOG10_P_LIMIT
+    if extreme.any():
+        rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(extreme))
+        shown = "; ".join(f"({c}, {s})" for c, s in pairs.iloc[rows[:3]].itertuples(index=False))
+        print(f"warning: {path}: {extreme.sum()} value(s) beyond +-{SIGNED_LOG10_P_LIMIT}, which no signed log10 "
+              f"p-value reaches (largest {np.abs(values).max():.3g}), in {len(rows)} row(s) (e.g. rows {rows[:5]}: "
+              f"{shown}) and {len(cols)} gene(s) (e.g. {', '.join(str(genes[c]) for c in cols[:5])}); "
+              "the models will learn them: check the file", file=sys.stderr)
 
 
 def training_file(data_dir, train_file=None):

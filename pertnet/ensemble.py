@@ -1,4 +1,4 @@
-"""Ensembling a stage's prediction (SPEC.md section 5): median over reps, weighted mean, clip."""
+"""Ensembling a stage's prediction (docs/method.md, section 5): median over reps, weighted mean, clip."""
 import os
 from concurrent.futures import ThreadPoolExecutor
 

@@ -1,4 +1,6 @@
 """The label vocabulary: each (cell_type, sm_name) pair becomes two integers."""
+import difflib
+
 import numpy as np
 
 from pertnet import UserError
@@ -22,12 +24,23 @@ class Vocabulary:
         unknown = [(c, s) for c, s in zip(cell_types, compounds)
                    if c not in self._index or s not in self._index]
         if unknown:
-            shown = "; ".join(f"({c}, {s})" for c, s in unknown[:5])
+            shown = "; ".join(f"({c!r}, {s!r})" for c, s in unknown[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            hints = [f"{label!r} is probably {self.near_match(label)!r}" for label in
+                     dict.fromkeys(label for pair in unknown for label in pair if label not in self._index)
+                     if self.near_match(label)]
+            hint = f" ({'; '.join(hints[:3])})" if hints else ""
             raise UserError(f"{source}: {len(unknown)} pair(s) have a cell type or compound that never "
-                            f"occurs in the training data: {shown}{more}; remove them or add training rows for them")
+                            f"occurs in the training data: {shown}{more}{hint}; fix the labels, remove the "
+                            "pairs or add training rows for them")
         return np.array([[self._index[c], self._index[s]] for c, s in zip(cell_types, compounds)],
                         dtype=np.int32).reshape(-1, 2)
+
+    def near_match(self, label):
+        """The known label `label` most likely means (other case or spacing, a small typo), or None."""
+        canonical = {" ".join(known.split()).casefold(): known for known in self.labels_}
+        same = canonical.get(" ".join(label.split()).casefold())
+        return same or next(iter(difflib.get_close_matches(label, self.labels_, n=1, cutoff=0.9)), None)
 
     def __len__(self):
         return len(self.labels_)

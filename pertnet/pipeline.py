@@ -6,6 +6,7 @@ files -> validated frames -> encoded arrays (data/prepared/<stage>.npz) -> per-r
 import gc
 import hashlib
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -125,8 +126,8 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
     """Train every entry x rep of the stage; skip entries whose bundle has the same fingerprint.
 
     The unit of resumption is the entry: its reps train together and are saved together, so a
-    model-rep counts as saved once its entry's bundle is complete. Ctrl-C raises Interrupted,
-    which says how many model-reps were saved.
+    model-rep counts as saved once its entry's bundle is complete. A stop signal (Ctrl-C,
+    SIGTERM) raises Interrupted, which says how many model-reps were saved.
 
     prepared: the arrays prepare() writes (train_inputs, train_targets, vocabulary, genes,
     clip_low, clip_high); cross-validation passes its folds' arrays the same way.
@@ -153,7 +154,7 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
             label = f"[{stage}] entry {entry['id']} ({number}/{len(entries)})"
             flops = training.training_flops(entry, len(inputs))
             stamp = fingerprint(run, entry)
-            saved, problem = bundle.entry_state(models_dir, stage, entry["id"])
+            saved, problem = bundle.entry_state(models_dir, stage, entry["id"], verify=not force)
             if not force and saved is not None and saved["fingerprint"] == stamp:
                 log(f"{label}: skipped, its {entry['reps']} model-reps are saved from the same inputs, "
                     "hyperparameters and seed")
@@ -178,9 +179,10 @@ def train_prepared(stage, prepared, models_dir, seed=config.SEED, reps=None, epo
             trained.append(entry)
             log(f"{label}: saved {entry['reps']} reps in {time.perf_counter() - started:.1f}s, "
                 f"about {progress.eta()} left{progress.peak_memory()}")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:  # a stop signal: at the end of an epoch, or while saving (atomic files)
         saved_reps = sum(e["reps"] for e in trained + skipped)
-        raise Interrupted(f"{saved_reps} of {sum(e['reps'] for e in entries)} model-reps saved in "
+        raise Interrupted(getattr(stop, "signum", signal.SIGINT),
+                          f"{saved_reps} of {sum(e['reps'] for e in entries)} model-reps saved in "
                           f"{bundle.stage_dir(models_dir, stage)}/; rerun the same command to resume") from None
     elapsed = time.perf_counter() - progress.start
     kept = f" (entries {', '.join(e['id'] for e in skipped)})" if skipped else ""
@@ -228,7 +230,7 @@ def predict(stage, data_dir, models_dir, submissions_dir, output_format="csv", l
 
 
 def ensemble_prediction(stage, models_dir, shared, inputs):
-    """The stage's prediction of encoded pairs, in the bundles' gene order (SPEC.md section 5)."""
+    """The stage's prediction of encoded pairs, in the bundles' gene order (docs/method.md, section 5)."""
     def entry_median(entry):
         meta, rep_weights = bundle.load_rep_weights(models_dir, stage, entry["id"])
         components = architectures.predict(meta["entry"], [np.stack(ws) for ws in zip(*rep_weights)], inputs)

@@ -215,7 +215,8 @@ def stats(out_dir) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0],
+                                     allow_abbrev=False)
     parser.add_argument("--out", help="folder to write the synthetic dataset into")
     parser.add_argument("--genes", type=int, default=18211)
     parser.add_argument("--seed", type=int, default=0)

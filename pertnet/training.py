@@ -1,4 +1,4 @@
-"""Training one entry's reps (SPEC.md sections 2 and 4), all reps at once.
+"""Training one entry's reps (docs/method.md, sections 2 and 4), all reps at once.
 
 Every rep is an independent model: its own initialisation and its own shuffling, both from its
 own seed, and its own dropout masks. The reps of an entry are trained side by side as one

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import evaluate
 import predict
 import prepare_data
 import repro
@@ -133,6 +134,20 @@ def test_nan_and_inf_targets_are_counted_and_located(tmp_path, tiny_data):
                   "rows [4, 9]", "genes G002, G007")
 
 
+def test_values_beyond_any_signed_log10_p_value_are_accepted_with_a_one_line_warning(tmp_path, tiny_data):
+    def inflate(frame):
+        frame.loc[[3, 8], "G004"] = 1e30
+        frame.loc[8, "G006"] = -500.0
+        return frame
+    edit_train(tiny_data, inflate)
+    assert cli.run(prepare_data.main, ["--stage", "simple", *map(str, dirs(tmp_path, tiny_data))]) == 0
+    warning = fails.capsys.readouterr().err
+    assert warning.count("\n") == 1 and warning.startswith("warning: "), warning
+    for text in ("de_train.parquet: 3 value(s) beyond +-324", "largest 1e+30", "in 2 row(s) (e.g. rows [3, 8]",
+                 "2 gene(s) (e.g. G004, G006)"):
+        assert text in warning, warning
+
+
 # -- rows, pairs and ids -------------------------------------------------------------------------
 
 def test_duplicate_pairs_in_de_train(tmp_path, tiny_data):
@@ -160,7 +175,15 @@ def test_duplicate_pairs_in_id_map(tmp_path, tiny_data):
 def test_id_map_pairs_never_seen_in_training_are_listed(tmp_path, tiny_data):
     edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(cell_type=f["cell_type"].where(f.index > 1, "Liver cells")))
     prepare_fails(tmp_path, tiny_data, "id_map.csv: 2 pair(s) have a cell type or compound that never occurs "
-                  "in the training data", "(Liver cells, ")
+                  "in the training data", "('Liver cells', ")
+
+
+def test_a_label_with_a_trailing_space_or_another_case_is_shown_quoted_with_its_near_match(tmp_path, tiny_data):
+    compound = pd.read_csv(tiny_data / "id_map.csv")["sm_name"][0]
+    edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(sm_name=f["sm_name"].where(f.index > 0, compound + " "),
+                                                          cell_type=f["cell_type"].where(f.index != 1, "b cells")))
+    prepare_fails(tmp_path, tiny_data, f"'{compound} ' is probably '{compound}'", "'b cells' is probably 'B cells'",
+                  f"('B cells', '{compound} ')")
 
 
 def test_sample_submission_with_other_genes(tmp_path, tiny_data):
@@ -185,6 +208,16 @@ def test_sample_submission_with_other_ids(tmp_path, tiny_data):
 ])
 def test_bad_options(tmp_path, tiny_data, args, expect):
     fails(train, *args, *dirs(tmp_path, tiny_data), tmp_path=tmp_path, expect=[expect, "python -m"])
+
+
+@pytest.mark.parametrize("module", [prepare_data, train, predict, repro, evaluate])
+def test_abbreviated_options_are_refused(tmp_path, tiny_data, module):
+    """argparse would read `--submissions` as --submissions-dir, and `--output x.h5ad` as --output-format."""
+    fails(module, "--stage", "simple", "--submissions", tmp_path / "other", *dirs(tmp_path, tiny_data),
+          tmp_path=tmp_path, expect=["unrecognized arguments: --submissions"])
+    if module in (predict, repro):
+        fails(module, "--stage", "simple", "--output", "x.h5ad", *dirs(tmp_path, tiny_data),
+              tmp_path=tmp_path, expect=["unrecognized arguments: --output x.h5ad"])
 
 
 def test_output_folder_that_is_a_file(tmp_path, tiny_data):
@@ -256,7 +289,13 @@ def test_predict_with_a_rep_missing(trained):
 def test_predict_with_a_corrupt_rep(trained):
     rep = trained / "models/simple/model_7/rep_0.npz"
     rep.write_bytes(rep.read_bytes()[:1000])
-    predict_fails(trained, "rep_0.npz: damaged file", "delete", "model_7/", "python -m train --stage simple")
+    predict_fails(trained, "rep_0.npz: damaged file", "model_7/", "python -m train --stage simple",
+                  "retrains the entries with a damaged one")
+    options = ["--stage", "simple", *map(str, dirs(trained, trained / "data"))]
+    assert cli.run(train.main, [*options, "--epochs", "1"]) == 0  # as the bundle was trained
+    log = fails.capsys.readouterr().out
+    assert "entry 7 (1/1): retraining (its bundle is incomplete: rep_0.npz is damaged (BadZipFile))" in log
+    assert cli.run(predict.main, options) == 0
 
 
 def test_predict_with_a_corrupt_shared_file(trained):
@@ -282,7 +321,7 @@ def test_predict_with_bundles_of_other_genes(trained):
 
 def test_predict_with_labels_outside_the_bundles_vocabulary(trained):
     edit_csv(trained / "data/id_map.csv", lambda f: f.assign(sm_name=f["sm_name"].where(f.index > 0, "Novelmab")))
-    predict_fails(trained, "id_map.csv (against the vocabulary of the models in", ", Novelmab)")
+    predict_fails(trained, "id_map.csv (against the vocabulary of the models in", ", 'Novelmab')")
 
 
 def test_errors_are_one_line_even_after_tensorflow_starts(tmp_path, tiny_data):

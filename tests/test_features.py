@@ -25,5 +25,15 @@ def test_vocabulary_round_trips_through_its_labels():
 
 def test_unknown_pairs_are_listed():
     vocab = Vocabulary().fit(["NK cells"], ["Aspirin"])
-    with pytest.raises(UserError, match=r"id_map: 1 pair.*\(B cells, Aspirin\)"):
+    with pytest.raises(UserError, match=r"id_map: 1 pair.*\('B cells', 'Aspirin'\)"):
         vocab.transform(["NK cells", "B cells"], ["Aspirin", "Aspirin"])
+
+
+def test_near_matches_name_the_label_meant():
+    vocab = Vocabulary().fit(["NK cells"], ["Belinostat", "Dabrafenib"])
+    assert vocab.near_match("Belinostat ") == "Belinostat"
+    assert vocab.near_match("nk  CELLS") == "NK cells"
+    assert vocab.near_match("Dabrafenb") == "Dabrafenib"
+    assert vocab.near_match("Aspirin") is None
+    with pytest.raises(UserError, match=r"\('NK cells', 'Belinostat '\).*'Belinostat ' is probably 'Belinostat'"):
+        vocab.transform(["NK cells"], ["Belinostat "])

@@ -1,9 +1,10 @@
-"""Interruptions and reruns: Ctrl-C, SIGKILL and resume, and byte-identical submissions per seed.
+"""Interruptions and reruns: Ctrl-C, SIGTERM, SIGKILL and resume, and byte-identical submissions per seed.
 
 Two full runs share the work. Run A runs every stage uninterrupted. Run B trains stage_1 with
-two interruptions (Ctrl-C after the first saved entry, then SIGKILL after the next), resumes it,
-then runs stage_2 and simple. Every submission of B must equal A's byte for byte: resuming lost
-nothing, and the same seed gives the same bytes in another process.
+three interruptions (Ctrl-C after the first saved entry, SIGTERM after the next, then SIGKILL),
+resumes it, then runs stage_2 and simple. Every submission of B must equal A's byte for byte:
+resuming lost nothing, and the same seed gives the same bytes in another process. B's train
+runs start with SIGINT ignored, as a job started with `&` or `nohup` inherits it.
 """
 import os
 import re
@@ -38,11 +39,13 @@ def run(module, *args, folder):
 
 
 def stop_after_saves(folder, sig, saves=1):
-    """Start `train --stage stage_1`; send `sig` as soon as `saves` entries have been saved."""
+    """Start `train --stage stage_1` with SIGINT ignored, as in a background job; send `sig` as soon
+    as `saves` entries have been saved."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "train", "--stage", "stage_1", *QUICK,
                                 *map(str, dirs(folder, folder / "data"))],
-                               cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     lines = []
     for line in process.stdout:
         lines.append(line)
@@ -63,9 +66,10 @@ def uninterrupted_run(folder):
 
 
 def interrupted_run(folder):
-    """Ctrl-C after the first saved entry, SIGKILL after the next, resume, then the rest."""
+    """Ctrl-C after the first saved entry, SIGTERM after the next, SIGKILL after the next, resume, then the rest."""
     run("prepare_data", "--stage", "stage_1", folder=folder)
-    logs = dict(ctrl_c=stop_after_saves(folder, signal.SIGINT), killed=stop_after_saves(folder, signal.SIGKILL),
+    logs = dict(ctrl_c=stop_after_saves(folder, signal.SIGINT), sigterm=stop_after_saves(folder, signal.SIGTERM),
+                killed=stop_after_saves(folder, signal.SIGKILL),
                 resumed=run("train", "--stage", "stage_1", *QUICK, folder=folder),
                 stage_2=run("repro", "--stage", "stage_2", *QUICK, folder=folder))
     run("repro", "--stage", "simple", *QUICK, folder=folder)
@@ -84,15 +88,17 @@ def runs(tmp_path_factory, tiny_source):
     return run_a, run_b, logs
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_resume(runs):
+@pytest.mark.parametrize("stop, exit_code, saved_before", [("ctrl_c", 130, 0), ("sigterm", 143, 2)])
+def test_ctrl_c_and_sigterm_stop_cleanly_and_say_how_to_resume(runs, stop, exit_code, saved_before):
+    """Even with SIGINT ignored by the parent; after the entry that was training when the signal came."""
     _, run_b, logs = runs
-    result = logs["ctrl_c"]
-    assert result.returncode == 130, result.stderr
+    result = logs[stop]
+    assert result.returncode == exit_code, result.stderr
     assert "Traceback" not in result.stderr
     saved = re.fullmatch(r"interrupted: (\d+) of 14 model-reps saved in .*stage_1/; rerun the same command "
                          r"to resume\n", result.stderr)
-    assert saved and 2 <= int(saved.group(1)) < 14, result.stderr
-    assert not list((run_b / "models").rglob("*.tmp"))
+    assert saved and saved_before + 2 <= int(saved.group(1)) < 14, result.stderr
+    assert not [p for p in (run_b / "models").rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_a_rerun_after_sigkill_resumes_where_it_stopped(runs):
@@ -100,9 +106,9 @@ def test_a_rerun_after_sigkill_resumes_where_it_stopped(runs):
     assert logs["killed"].returncode == -signal.SIGKILL
     resumed = logs["resumed"].stdout
     assert "[stage_1] entry 1 (1/7): skipped, its 2 model-reps are saved from the same inputs" in resumed
-    assert "[stage_1] entry 2 (2/7): skipped" in resumed
+    assert "[stage_1] entry 2 (2/7): skipped" in resumed and "[stage_1] entry 3 (3/7): skipped" in resumed
     skipped = re.search(r"\[stage_1\] trained (\d) entries \((\d+) model-reps\), skipped (\d) already saved "
-                        r"\((\d+) model-reps\) \(entries 1, 2", resumed)
+                        r"\((\d+) model-reps\) \(entries 1, 2, 3", resumed)
     assert skipped, resumed
     assert int(skipped.group(1)) + int(skipped.group(3)) == 7 and int(skipped.group(1)) >= 1
     assert "[stage_1] trained 0 entries (0 model-reps), skipped 7 already saved (14 model-reps)" in logs["stage_2"].stdout
@@ -122,7 +128,10 @@ def test_another_seed_gives_another_submission(runs, tmp_path, tiny_source):
 
 def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path, tiny_data, monkeypatch):
     """Which entries a rerun trains (training itself stubbed out: what it decides is the point)."""
-    monkeypatch.setattr(training, "train_entry", lambda entry, *args, **kwargs: [[np.zeros(1)]] * entry["reps"])
+    def initial_weights_only(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
+        return [[w[rep] for w in training.initial_weights(entry, vocab_size, seeds)] for rep in range(len(seeds))]
+
+    monkeypatch.setattr(training, "train_entry", initial_weights_only)
     pipeline.prepare("stage_1", tiny_data, tmp_path / "submissions", log=lambda line: None)
 
     def train(**options):
@@ -140,6 +149,15 @@ def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path,
     log = train(reps=2, epochs=1, seed=7)
     assert "entry 3 (3/7): retraining (its bundle is incomplete: rep_1.npz missing)" in log
     assert "trained 1 entries (2 model-reps), skipped 6 already saved (12 model-reps) (entries 1, 2, 5, 6, 7, 8)" in log
+    rep = tmp_path / "models/stage_1/model_6/rep_0.npz"
+    damaged = bytearray(rep.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF  # one flipped byte inside a weight array
+    rep.write_bytes(damaged)
+    (tmp_path / "models/stage_1/model_8/rep_1.npz").write_bytes(b"")
+    log = train(reps=2, epochs=1, seed=7)
+    assert "entry 6 (5/7): retraining (its bundle is incomplete: rep_0.npz is damaged (BadZipFile))" in log
+    assert "entry 8 (7/7): retraining (its bundle is incomplete: rep_1.npz is damaged (" in log
+    assert "trained 2 entries (4 model-reps), skipped 5 already saved" in log
 
 
 def test_stage_2_trains_on_stage_1s_predictions_as_pseudolabels(runs):

@@ -33,8 +33,10 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
 
     The reference densifies the embedding gradient: Keras 3's Adam squares the rows of a sparse
     gradient before summing repeated labels, which is not Adam (Keras 2, which the original ran
-    on, summed them first). Dense biases followed by BatchNormalization have a gradient of zero
-    up to rounding, so Adam's step on them is noise; they are left out of the comparison.
+    on, summed them first). Adam's first step is about lr x sign(gradient): where a gradient is
+    at rounding level (a Dense bias that feeds BatchNormalization has a true gradient of zero),
+    its sign, and so the step, depends on the CPU's summation order. Only elements whose gradient
+    is far above rounding are compared: over 95% of the elements of every weight but that bias.
     """
     entry = {**config.STAGES["stage_1"][0], "epochs": 1, "bs": 64, "n_dim": 5}
     x, z = small_problem(entry)
@@ -50,13 +52,18 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
         order = np.random.default_rng(seed).permutation(len(x))
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.abs(z[order] - plain(x[order], training=True)))
-        gradients = tape.gradient(loss, plain.trainable_variables)
-        keras.optimizers.Adam(entry["lr"]).apply_gradients(
-            zip([tf.convert_to_tensor(g) for g in gradients], plain.trainable_variables))
-        first_dense_bias = 2  # embeddings, kernel, bias: the bias that feeds BatchNormalization
-        for index, (mine, variable) in enumerate(zip(stacked[rep], plain.weights)):
-            if index != first_dense_bias:
-                assert np.allclose(mine, variable.numpy(), atol=2e-5), variable.path
+        gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, plain.trainable_variables)]
+        keras.optimizers.Adam(entry["lr"]).apply_gradients(zip(gradients, plain.trainable_variables))
+        gradient = {v.path: g.numpy() for v, g in zip(plain.trainable_variables, gradients)}
+        compared = []  # (elements compared, elements) of every weight but the bias that feeds BatchNormalization
+        for mine, variable in zip(stacked[rep], plain.weights):
+            g = gradient.get(variable.path)  # None: BatchNormalization's moving statistics, all compared
+            resolved = np.full(variable.shape, True) if g is None else np.abs(g) >= 1e-4  # far above rounding
+            assert np.allclose(mine[resolved], variable.numpy()[resolved], atol=2e-5), variable.path
+            if variable is not plain.weights[2]:  # embeddings, kernel, bias: the bias that feeds BatchNormalization
+                compared.append((resolved.sum(), resolved.size))
+        done, total = np.sum(compared, axis=0)
+        assert done > 0.95 * total, f"only {done} of {total} elements have a gradient far above rounding"
 
 
 def test_training_learns_and_repeats_itself():
