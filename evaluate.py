@@ -3,11 +3,11 @@ cross-validate a stage on its training data (--stage S --cv); beside four baseli
 import sys
 from pathlib import Path
 
-from pertnet import cli, evaluation, pipeline
+from pertnet import cli, data, evaluation
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, stage_required=False, reads_training=True)
+    p = cli.parser(__doc__, stage_required=False, reads_training=True, tensorflow=False)  # only --cv trains
     p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
     p.add_argument("--submission", type=Path,
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
@@ -26,12 +26,13 @@ def main(argv=None):
         p.error("--reps and --epochs apply to --cv only")
     if not args.cv and not (args.submission or args.stage):
         p.error("give --submission F (or --stage S for its submission), or --stage S --cv")
-    data_dir = cli.data_dir(args)
+    options = cli.options(args)
+    data_dir = options.data_dir
     if args.cv:
-        result = evaluation.cross_validate(args.stage, data_dir, args.submissions_dir, args.seed,
-                                           args.reps, args.epochs, args.train_file, args.layer)
+        cli._import_tensorflow_quietly()
+        result = evaluation.cross_validate(options)
     else:
-        submission = args.submission or pipeline.submission_path(args.submissions_dir, args.stage)
+        submission = args.submission or data.submission_path(args.submissions_dir, args.stage)
         truth = args.truth or evaluation.truth_file(data_dir) or Path(data_dir) / evaluation.TRUTH_FILES[0]
         result = evaluation.score_submission(submission, truth, data_dir, args.stage or submission.stem,
                                              args.train_file, args.layer)

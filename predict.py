@@ -6,7 +6,7 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, tensorflow=False, writes_predictions=True).parse_args(argv)
-    pipeline.predict(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir, args.output_format)
+    pipeline.predict(cli.options(args))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, tensorflow=False, reads_training=True).parse_args(argv)
-    pipeline.prepare(args.stage, cli.data_dir(args), args.submissions_dir, args.seed, args.train_file, args.layer)
+    pipeline.prepare(cli.options(args))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,7 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, training=True, reads_training=True, writes_predictions=True).parse_args(argv)
-    pipeline.repro(args.stage, cli.data_dir(args), args.models_dir, args.submissions_dir, args.seed,
-                   args.reps, args.epochs, args.force, args.train_file, args.layer, args.output_format)
+    pipeline.repro(cli.options(args))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, training=True).parse_args(argv)
-    pipeline.train(args.stage, cli.data_dir(args), args.models_dir, args.seed, args.reps, args.epochs, args.force)
+    pipeline.train(cli.options(args))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ batched `RepStack` that trains all reps of an entry at once.
 import numpy as np
 
 MAE_FAMILIES = (1, 2, 3, 4)
-MRRMSE_FAMILIES = (5, 6, 7, 8)
 
 
 def hidden_layers(entry):
@@ -16,7 +15,7 @@ def hidden_layers(entry):
 
     kinds: ("dense", (units, activation)), ("bn", None), ("relu", None), ("dropout", rate).
     """
-    e, family = entry, entry["architecture"]
+    e, family = entry, entry.architecture
 
     def dense(units, activation=None):
         return ("dense", (units, activation))
@@ -24,38 +23,38 @@ def hidden_layers(entry):
     bn, relu = ("bn", None), ("relu", None)
 
     def block(i):
-        return [dense(e[f"dense_{i}"]), bn, relu, ("dropout", e[f"dropout_{i}"])]
+        return [dense(getattr(e, f"dense_{i}")), bn, relu, ("dropout", getattr(e, f"dropout_{i}"))]
 
     if family == 1:
         return [dense(256), bn, relu, ("dropout", 0.2), dense(1024, "relu"), bn, ("dropout", 0.2)]
     if family == 2:  # ReLU twice after the second Dense: as in the original
-        return [dense(e["dense_1"]), bn, relu, ("dropout", e["dropout_1"]),
-                dense(e["dense_2"], "relu"), relu, bn, ("dropout", e["dropout_2"])]
+        return [dense(e.dense_1), bn, relu, ("dropout", e.dropout_1),
+                dense(e.dense_2, "relu"), relu, bn, ("dropout", e.dropout_2)]
     if family in (3, 7):
         return [layer for i in (1, 2, 3, 4) for layer in block(i)]
     if family in (4, 8):
         return [layer for i in (1, 2, 3) for layer in block(i)]
     if family == 5:
-        return [dense(256), bn, relu, ("dropout", e["dropout_1"]),
-                dense(1024), bn, relu, ("dropout", e["dropout_2"])]
+        return [dense(256), bn, relu, ("dropout", e.dropout_1),
+                dense(1024), bn, relu, ("dropout", e.dropout_2)]
     if family == 6:  # dropout_2 twice, dropout_1 never: as in the original
-        return [bn, dense(e["dense_1"]), relu, ("dropout", e["dropout_2"]),
-                dense(e["dense_2"]), bn, relu, ("dropout", e["dropout_2"])]
+        return [bn, dense(e.dense_1), relu, ("dropout", e.dropout_2),
+                dense(e.dense_2), bn, relu, ("dropout", e.dropout_2)]
     raise ValueError(f"unknown architecture family {family!r}; expected 1-8")
 
 
 def loss_name(entry):
-    return "mae" if entry["architecture"] in MAE_FAMILIES else "mrrmse"
+    return "mae" if entry.architecture in MAE_FAMILIES else "mrrmse"
 
 
 def layers(entry):
     """The whole network as (kind, argument) pairs: embedding, the hidden block, the output Dense."""
-    return [("embedding", entry["emb_out"]), *hidden_layers(entry), ("dense", (entry["n_dim"], None))]
+    return [("embedding", entry.emb_out), *hidden_layers(entry), ("dense", (entry.n_dim, None))]
 
 
 def layer_widths(entry):
     """The output width of every layer of `layers(entry)`."""
-    widths, width = [], 2 * entry["emb_out"]
+    widths, width = [], 2 * entry.emb_out
     for kind, arg in layers(entry):
         width = arg[0] if kind == "dense" else width
         widths.append(width)
@@ -64,13 +63,13 @@ def layer_widths(entry):
 
 def dense_widths(entry):
     """The widths the Dense layers map between: the flattened embedding's, then each Dense's units."""
-    return [2 * entry["emb_out"]] + [arg[0] for kind, arg in layers(entry) if kind == "dense"]
+    return [2 * entry.emb_out] + [arg[0] for kind, arg in layers(entry) if kind == "dense"]
 
 
 def weight_specs(entry, vocab_size):
     """(shape, Keras-default initializer) of each weight of the plain model, in get_weights() order."""
     specs = []
-    for (kind, arg), width in zip(layers(entry), [2 * entry["emb_out"], *layer_widths(entry)]):  # input widths
+    for (kind, arg), width in zip(layers(entry), [2 * entry.emb_out, *layer_widths(entry)]):  # input widths
         if kind == "embedding":
             specs.append(((vocab_size, arg), "uniform"))
         elif kind == "dense":

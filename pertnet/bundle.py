@@ -1,28 +1,20 @@
-"""What a trained stage is on disk, and loading it back. Nothing here reads training data.
+"""A trained `stage.Stage` on disk, and loading it back. Nothing here reads training data.
 
-models/<stage>/
-    shared.npz          what every entry and rep shares:
-        genes           str   (genes,)       gene order of the columns the models predict
-        vocabulary      str   (labels,)      sorted cell types and compounds; a label's index is its code
-        clip_low/high   f32   (genes,)       per-gene min / max of the raw de_train (docs/method.md, section 5)
-        components      f32   (k, genes)     SVD basis; an entry with n_dim uses the first n_dim rows
-        run             str   ()             fingerprint of the training arrays, seed and stage
-    model_<id>/
-        entry.json      the entry's hyperparameters (overrides applied), vocab_size, reps, run (the
-                        run fingerprint it was trained in) and fingerprint (run + hyperparameters)
-        rep_<r>.npz     one rep's weights: w000, w001, ... in `nets.build_model(...).get_weights()` order
-
-A bundle is complete when entry.json and all its rep files exist: entry.json is written last.
-A model-rep is one rep file of a complete bundle; the reps of an entry are trained and saved
-together, so an interrupted entry is retrained whole.
+models/<stage>/shared.npz (schemas.BUNDLE_SHARED) holds what every entry shares; models/<stage>/
+model_<id>/ one entry's bundle: rep_<r>.npz per rep and entry.json (schemas.BUNDLE_ENTRY), written
+last, so a bundle is complete when entry.json and all its rep files exist. A model-rep is one rep
+file of a complete bundle; the reps of an entry are trained and saved together, so an
+interrupted entry is retrained whole.
 """
 import json
 from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError, architectures
+from pertnet import UserError, architectures, schemas
+from pertnet.entries import Entry
 from pertnet.files import load_npz, save_npz, write_text
+from pertnet.stage import Stage
 from pertnet.targets import SVDCodec
 
 
@@ -30,10 +22,11 @@ def stage_dir(models_dir, stage):
     return Path(models_dir) / stage
 
 
-def save_shared(models_dir, stage, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id=""):
-    save_npz(stage_dir(models_dir, stage) / "shared.npz", genes=np.asarray(genes, dtype=str),
-             vocabulary=np.asarray(vocabulary, dtype=str), clip_low=clip_low, clip_high=clip_high,
-             components=codec.components_, run=np.asarray(run), dataset_id=np.asarray(dataset_id))
+def save_shared(models_dir, stage):
+    """What every entry of a `stage.Stage` shares; written at the start of each training run."""
+    save_npz(stage_dir(models_dir, stage.name) / "shared.npz", genes=np.asarray(stage.genes, dtype=str),
+             vocabulary=np.asarray(stage.vocabulary, dtype=str), clip_low=stage.clip_low, clip_high=stage.clip_high,
+             components=stage.codec.components_, run=np.asarray(stage.run), dataset_id=np.asarray(stage.dataset_id))
 
 
 def _retrain_hint(stage):
@@ -45,7 +38,7 @@ def load_shared(models_dir, stage):
     if not path.is_file():
         raise UserError(f"no trained models in {stage_dir(models_dir, stage)}/; run "
                         f"`python -m train --stage {stage}` first")
-    return load_npz(path, _retrain_hint(stage))  # train rewrites shared.npz on every run
+    return load_npz(path, _retrain_hint(stage), schemas.BUNDLE_SHARED)  # train rewrites it on every run
 
 
 def entry_dir(models_dir, stage, entry_id):
@@ -64,7 +57,7 @@ def entry_state(models_dir, stage, entry_id, verify=False):
     """
     try:
         meta = json.loads((entry_dir(models_dir, stage, entry_id) / "entry.json").read_text())
-        reps = int(meta["reps"])
+        reps, entry = int(meta["reps"]), Entry(**meta["entry"])
     except FileNotFoundError:
         return None, "no entry.json"
     except (OSError, ValueError, KeyError, TypeError):
@@ -74,32 +67,33 @@ def entry_state(models_dir, stage, entry_id, verify=False):
         return None, f"{', '.join(missing)} missing"
     if verify:
         for rep in range(reps):
-            problem = _rep_file_problem(rep_path(models_dir, stage, entry_id, rep), meta)
+            problem = _rep_file_problem(rep_path(models_dir, stage, entry_id, rep), entry, meta["vocab_size"])
             if problem:
                 return None, f"rep_{rep}.npz {problem}"
     return meta, ""
 
 
-def _rep_file_problem(path, meta):
+def _rep_file_problem(path, entry, vocab_size):
     """Why a rep file cannot be this entry's weights ("" if it can)."""
+    expected = [shape for shape, _ in architectures.weight_specs(entry, vocab_size)]
     try:
-        expected = [shape for shape, _ in architectures.weight_specs(meta["entry"], meta["vocab_size"])]
         with np.load(path) as arrays:
             shapes = [arrays[key].shape for key in sorted(arrays.files)]
-    except Exception as error:  # truncated, overwritten, not an npz, or an entry.json without its fields
+    except Exception as error:  # truncated, overwritten or not an npz at all
         return f"is damaged ({type(error).__name__})"
     return "" if shapes == expected else "holds weights of another shape than the entry's network"
 
 
-def save_entry(models_dir, stage, entry, vocab_size, rep_weights, run, fingerprint):
+def save_entry(models_dir, stage, entry, rep_weights):
     """Write every rep's weights, then entry.json last: its presence marks the bundle complete."""
-    folder = entry_dir(models_dir, stage, entry["id"])
+    folder = entry_dir(models_dir, stage.name, entry.id)
     (folder / "entry.json").unlink(missing_ok=True)
     for stale in [*folder.glob("rep_*.npz"), *folder.glob(".*.tmp")]:  # .tmp: left by a killed run
         stale.unlink()
     for rep, weights in enumerate(rep_weights):
         save_npz(folder / f"rep_{rep}.npz", **{f"w{i:03d}": w for i, w in enumerate(weights)})
-    meta = dict(entry=entry, vocab_size=vocab_size, reps=len(rep_weights), run=run, fingerprint=fingerprint)
+    meta = dict(entry=entry.as_dict(), vocab_size=len(stage.vocabulary), reps=len(rep_weights), run=stage.run,
+                fingerprint=stage.entry_fingerprint(entry))
     write_text(folder / "entry.json", json.dumps(meta, indent=1))
 
 
@@ -112,14 +106,36 @@ def _complete_entry(models_dir, stage, entry_id):
     return meta
 
 
-def check_stage(models_dir, stage, entry_ids, shared):
-    """Before predicting: every entry's bundle is complete and from the same training run as shared.npz."""
-    for entry_id in entry_ids:
-        meta = _complete_entry(models_dir, stage, entry_id)
+def load_stage(models_dir, name, entries):
+    """The trained `stage.Stage` of models/<name>/, once every entry's bundle is complete and from the
+    run of shared.npz. Its entries are as trained (overrides included); their rep weights are read
+    when predicting asks for them."""
+    shared = load_shared(models_dir, name)
+    trained = []
+    for entry in entries:
+        meta = _complete_entry(models_dir, name, entry.id)
         if meta.get("run") != str(shared["run"]) or meta["vocab_size"] != len(shared["vocabulary"]):
-            raise UserError(f"{entry_dir(models_dir, stage, entry_id)}/ was trained on other inputs, vocabulary "
-                            f"or seed than {stage_dir(models_dir, stage)}/shared.npz (an unfinished retrain?); "
-                            f"{_retrain_hint(stage)}")
+            raise UserError(f"{entry_dir(models_dir, name, entry.id)}/ was trained on other inputs, vocabulary "
+                            f"or seed than {stage_dir(models_dir, name)}/shared.npz (an unfinished retrain?); "
+                            f"{_retrain_hint(name)}")
+        trained.append(_entry(meta, models_dir, name, entry.id))
+    return Stage(name, trained, shared["genes"], shared["vocabulary"], shared["clip_low"], shared["clip_high"],
+                 SVDCodec.from_components(shared["components"]), str(shared["run"]),
+                 str(shared.get("dataset_id", "")), _RepWeights(models_dir, name))
+
+
+def _entry(meta, models_dir, stage, entry_id):
+    return Entry.from_dict(meta["entry"], str(entry_dir(models_dir, stage, entry_id) / "entry.json"))
+
+
+class _RepWeights:
+    """entry id -> one weight list per rep, read from the bundle when asked (one entry in memory at a time)."""
+
+    def __init__(self, models_dir, stage):
+        self.models_dir, self.stage = models_dir, stage
+
+    def __getitem__(self, entry_id):
+        return load_rep_weights(self.models_dir, self.stage, entry_id)[1]
 
 
 def load_rep_weights(models_dir, stage, entry_id):
@@ -138,10 +154,6 @@ def load_keras_model(models_dir, stage, entry_id, rep):
     from pertnet import nets  # Keras: loaded only here, so that reading bundles stays light
 
     meta, reps = load_rep_weights(models_dir, stage, entry_id)
-    model = nets.build_model(meta["entry"], meta["vocab_size"])
+    model = nets.build_model(_entry(meta, models_dir, stage, entry_id), meta["vocab_size"])
     model.set_weights(reps[rep])
     return model
-
-
-def entry_codec(shared, entry):
-    return SVDCodec.from_components(shared["components"]).truncate(entry["n_dim"])

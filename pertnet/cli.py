@@ -7,6 +7,7 @@ from pathlib import Path
 
 import config
 from pertnet import Interrupted, UserError
+from pertnet.options import Options
 
 
 def _import_tensorflow_quietly():
@@ -82,6 +83,15 @@ def parser(description, training=False, stage_required=True, tensorflow=True, re
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
         p.add_argument("--force", action="store_true", help="retrain every model, even those already saved")
     return p
+
+
+def options(args):
+    """The parsed command line as one `Options` object (with --demo, the demo data generated if absent)."""
+    return Options(stage=args.stage, data_dir=data_dir(args), models_dir=args.models_dir,
+                   submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
+                   epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
+                   train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
+                   output_format=getattr(args, "output_format", "csv"))
 
 
 def data_dir(args):

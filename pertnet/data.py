@@ -1,27 +1,8 @@
-"""Reading and validating the competition's files; writing submissions.
+"""Reading and validating the competition's files (formats: pertnet/schemas.py); writing submissions.
 
-Schemas (docs/method.md, section 1):
-
-de_train.parquet   one row per training (cell_type, sm_name) pair
-    cell_type    str   cell type, e.g. "NK cells"                         required
-    sm_name      str   compound name                                      required
-    sm_lincs_id  str   compound LINCS id                                  optional, unused
-    SMILES       str   compound structure                                 optional, unused
-    control      bool  True for the positive controls                     optional, unused
-    <gene> ...   float one column per gene: limma's sign(logFC) * -log10(p); every column
-                       that is not one of the five above is a gene, and must be numeric and
-                       finite (a column of text that is not numbers is an unknown column: an error)
-id_map.csv         the pairs to predict
-    id           int   row id of the submission
-    cell_type    str
-    sm_name      str
-sample_submission.csv
-    id           int   the id_map ids
-    <gene> ...   float the gene columns, in the order a submission must use
-<stage>_submission.csv (what predict writes; also stage_2's pseudolabel source)
-    id, then the genes in sample_submission order; one row per id_map row, in id_map order
-de_train.h5ad and <stage>_prediction.h5ad: the Open Problems benchmark's formats, see pertnet/h5ad.py;
-    with an h5ad training file no sample_submission.csv is needed: the gene order is its var_names
+Every input is checked where it enters: a problem is a UserError naming the file, the column and
+the rows at fault. With an h5ad training file (pertnet/h5ad.py) no sample_submission.csv is needed:
+the gene order is its var_names.
 """
 import csv
 import io
@@ -33,11 +14,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv
 
-from pertnet import UserError
+import config
+from pertnet import UserError, schemas
 from pertnet.files import atomic_path
 
-METADATA = ["cell_type", "sm_name", "sm_lincs_id", "SMILES", "control"]
-PAIR = ["cell_type", "sm_name"]
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
 TRAIN_H5AD = "de_train.h5ad"  # the Open Problems benchmark's training file (see pertnet/h5ad.py)
 SOURCE_HINT = ("download them from the Kaggle competition 'open-problems-single-cell-perturbations' "
@@ -89,20 +69,15 @@ def _require_columns(present, columns, path):
 
 def _check_pairs(frame, path):
     """Every row names its cell type and compound, and a pair no other row names."""
-    blank = frame[PAIR].isna().any(axis=1).to_numpy()
+    blank = frame[schemas.PAIR].isna().any(axis=1).to_numpy()
     if blank.any():
         raise UserError(f"{path}: {blank.sum()} row(s) have no cell_type or sm_name (e.g. rows "
                         f"{np.flatnonzero(blank)[:5].tolist()}); fill or drop them")
-    duplicated = frame[frame.duplicated(PAIR, keep=False)][PAIR].drop_duplicates()
+    duplicated = frame[frame.duplicated(schemas.PAIR, keep=False)][schemas.PAIR].drop_duplicates()
     if len(duplicated):
         shown = "; ".join(f"({c}, {s})" for c, s in duplicated.head(5).itertuples(index=False))
         raise UserError(f"{path}: {len(duplicated)} (cell_type, sm_name) pair(s) occur more than once: "
                         f"{shown}; keep one row per pair")
-
-
-def gene_columns(columns):
-    """Every column that is not metadata (never a hard-coded first gene)."""
-    return [c for c in columns if c not in METADATA and c != "id" and c != "split"]
 
 
 def _check_numeric_genes(frame, genes, path):
@@ -116,7 +91,7 @@ def _check_numeric_genes(frame, genes, path):
     if unknown:
         raise UserError(f"{path}: unknown non-numeric column(s) {', '.join(map(str, unknown[:5]))}"
                         f"{' and more' if len(unknown) > 5 else ''}; the metadata columns are "
-                        f"{', '.join(METADATA)} and every other column must be a numeric gene column: "
+                        f"{', '.join(schemas.DE_TRAIN.names)} and every other column must be a numeric gene column: "
                         "drop or rename them")
     if text:
         gene = text[0]
@@ -130,12 +105,12 @@ def _check_numeric_genes(frame, genes, path):
 def read_de_train(path):
     """de_train as a frame with validated metadata and finite float32 gene columns."""
     frame = _read(path, pd.read_parquet)
-    _require_columns(frame.columns, PAIR, path)
-    genes = gene_columns(frame.columns)
+    _require_columns(frame.columns, schemas.DE_TRAIN.required, path)
+    genes = schemas.gene_columns(frame.columns)
     if not genes:
-        raise UserError(f"{path}: no gene columns (every column besides {', '.join(METADATA)} is a gene)")
+        raise UserError(f"{path}: no gene columns (every column besides {', '.join(schemas.DE_TRAIN.names)} is a gene)")
     _check_numeric_genes(frame, genes, path)
-    return _validated(frame[PAIR], genes, frame[genes].to_numpy(dtype=np.float32), path)
+    return _validated(frame[schemas.PAIR], genes, frame[genes].to_numpy(dtype=np.float32), path)
 
 
 def _validated(pairs, genes, values, path):
@@ -188,20 +163,20 @@ def read_training(path, layer=None):
     from pertnet import h5ad
 
     obs, genes, values, dataset_id = h5ad.read_observations(path, layer or h5ad.DEFAULT_LAYER)
-    _require_columns(obs.columns, PAIR, f"{path} (obs)")
-    return _validated(obs[PAIR], genes, values, path), dataset_id
+    _require_columns(obs.columns, schemas.DE_TRAIN.required, f"{path} (obs)")
+    return _validated(obs[schemas.PAIR], genes, values, path), dataset_id
 
 
 def read_id_map(path):
     frame = _read(path, pd.read_csv)
-    _require_columns(frame.columns, ["id", *PAIR], path)
+    _require_columns(frame.columns, schemas.ID_MAP.required, path)
     if not pd.api.types.is_integer_dtype(frame["id"]):
         raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].tolist()[0]!r})")
     if frame["id"].duplicated().any():
         raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique().tolist())[:5]}; "
                         "each id must occur once")
     _check_pairs(frame, path)
-    return frame[["id", *PAIR]].astype({"cell_type": str, "sm_name": str})
+    return frame[["id", *schemas.PAIR]].astype({"cell_type": str, "sm_name": str})
 
 
 def read_gene_order(path, id_map=None):
@@ -210,7 +185,7 @@ def read_gene_order(path, id_map=None):
     Only the header and the id column are parsed, never the values (0.05 s instead of 4 s).
     """
     columns = _read(path, _csv_header)
-    _require_columns(columns, ["id"], path)
+    _require_columns(columns, schemas.SAMPLE_SUBMISSION.required, path)
     if id_map is not None:
         ids = _read(path, lambda p: _one_column(p, columns.index("id")))["id"]
         _check_same_ids(ids, id_map["id"], path, "use the sample_submission that belongs to this id_map")
@@ -224,30 +199,27 @@ def _one_column(path, index):
 
 
 def _check_same_ids(ids, expected, path, fix):
-    """`ids` must be `expected` (id_map's), each once; say how many are missing / extra and show a few."""
-    ids, expected = pd.Series(ids), pd.Series(expected)
-    missing, extra = sorted(set(expected.tolist()) - set(ids.tolist())), sorted(set(ids.tolist()) - set(expected.tolist()))
+    """`ids` must be `expected` (id_map's), each once; say how many are missing / extra / repeated."""
+    ids = pd.Series(ids)
+    differ = schemas.differences(ids.tolist(), list(expected))
     repeated = sorted(set(ids[ids.duplicated()].tolist()))
-    if missing or extra or repeated:
-        raise UserError(f"{path}: its ids differ from id_map.csv's: {len(missing)} missing "
-                        f"(e.g. {missing[:3] or '-'}), {len(extra)} extra (e.g. {extra[:3] or '-'}), "
-                        f"{len(repeated)} repeated (e.g. {repeated[:3] or '-'}); {fix}")
+    if differ or repeated:
+        raise UserError(f"{path}: its ids differ from id_map.csv's: {differ or '0 missing, 0 extra'}, "
+                        f"{len(repeated)} repeated (e.g. {', '.join(map(str, repeated[:3])) or '-'}); {fix}")
 
 
 def check_same_genes(genes, expected, path, expected_source):
     """Genes in `path` must be the set in `expected_source`; say how many differ and show a few."""
-    missing, extra = sorted(set(expected) - set(genes)), sorted(set(genes) - set(expected))
-    if missing or extra:
-        raise UserError(f"{path}: gene columns differ from {expected_source}: {len(missing)} missing "
-                        f"(e.g. {', '.join(missing[:3]) or '-'}), {len(extra)} extra "
-                        f"(e.g. {', '.join(extra[:3]) or '-'}); use files with the same genes")
+    differ = schemas.differences(genes, expected)
+    if differ:
+        raise UserError(f"{path}: gene columns differ from {expected_source}: {differ}; use files with the same genes")
 
 
 def read_submission(path, id_map, genes):
     """A submission's values as float32 (rows in id_map order, columns in `genes` order)."""
     columns = _read(path, _csv_header)
-    _require_columns(columns, ["id"], path)
-    check_same_genes(gene_columns(columns), genes, path, "de_train.parquet")
+    _require_columns(columns, schemas.SUBMISSION.required, path)
+    check_same_genes(schemas.gene_columns(columns), genes, path, "de_train.parquet")
     table = _read(path, lambda p: np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, quotechar='"'))  # 3x pandas
     if table.shape[1] != len(columns):
         raise UserError(f"{path}: its rows have {table.shape[1]} fields but its header names {len(columns)} "
@@ -261,6 +233,28 @@ def read_submission(path, id_map, genes):
     if not np.isfinite(values).all():
         raise UserError(f"{path}: {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")
     return values
+
+
+def submission_path(submissions_dir, stage):
+    return Path(submissions_dir) / f"{stage}_submission.csv"
+
+
+def prediction_path(submissions_dir, stage):
+    """Where `predict --output-format h5ad` writes (the benchmark's prediction format)."""
+    return Path(submissions_dir) / f"{stage}_prediction.h5ad"
+
+
+def pseudolabel_rows(stage, submissions_dir, id_map, genes):
+    """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
+    if stage not in config.PSEUDOLABEL_SOURCE:
+        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
+    source = config.PSEUDOLABEL_SOURCE[stage]
+    path = submission_path(submissions_dir, source)
+    if not path.is_file():
+        raise UserError(f"{stage} trains on {source}'s predictions, but {path} does not exist; run "
+                        f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
+    values = read_submission(path, id_map, genes)
+    return pd.concat([id_map[schemas.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
 
 
 def write_submission(path, ids, genes, values):

@@ -6,17 +6,16 @@ baseline, every metric of `pertnet.metrics` overall and by cell type. In cross-v
 overall score is the mean over folds and repeats of each fold's mean over its rows.
 """
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
-import config
-from pertnet import UserError, bundle, data, metrics, pipeline
-from pertnet.features import Vocabulary
+from pertnet import UserError, data, metrics, schemas
 from pertnet.files import atomic_path, write_text
+from pertnet.stage import Stage, encode
 
 CV_CELL_TYPES = ("NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells")
 TEST_CELL_TYPES = ("B cells", "Myeloid cells")  # the competition's test pairs are theirs
@@ -31,23 +30,45 @@ def truth_file(data_dir):
 
 # ---------------------------------------------------------------- reading a submission and a truth
 
-def _read_table(path, layer=None):
-    """A parquet, CSV or h5ad file as a frame (by its suffix); pyarrow parses wide CSVs several times
-    faster. layer: an h5ad's layer (default: `prediction` in a prediction file, else sign_log10_pval)."""
-    if Path(path).suffix == ".h5ad":
+def _read_table(path, role, layer=None):
+    """(the non-gene columns as a frame, the genes, their values) of a parquet, CSV or h5ad file, by
+    its suffix. layer: an h5ad's layer (default: `prediction` in a prediction file, else sign_log10_pval)."""
+    suffix = Path(path).suffix
+    if suffix == ".h5ad":
         from pertnet import h5ad
 
-        return h5ad.read_frame(path, layer)
-    return data._read(path, pd.read_parquet if Path(path).suffix == ".parquet"
-                      else lambda csv: pd.read_csv(csv, engine="pyarrow"))
+        obs, genes, values, _ = h5ad.read_observations(path, layer)
+        return obs, genes, values
+    try:
+        if suffix == ".parquet":
+            return _read_parquet(path)
+        frame = data._read(path, pd.read_csv)  # pandas' C parser: a third of pyarrow's memory on 18,211 columns
+        genes = schemas.gene_columns(frame.columns)
+        return frame[frame.columns.difference(genes, sort=False)], genes, frame[genes].to_numpy(np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
+
+
+def _read_parquet(path, columns_at_once=2000):
+    """A parquet file's genes read straight into one float64 array, a few thousand columns at a time:
+    pandas' read of all 18,211 at once takes three times the memory and twice the time."""
+    data._read(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
+    file = pq.ParquetFile(path)
+    names = file.schema_arrow.names
+    index = (file.schema_arrow.pandas_metadata or {}).get("index_columns", [])  # a pandas index: not a gene
+    genes = schemas.gene_columns([name for name in names if name not in index])
+    values = np.empty((file.metadata.num_rows, len(genes)), order="F")  # filled column by column
+    for start in range(0, len(genes), columns_at_once):
+        for column, array in enumerate(file.read(columns=genes[start:start + columns_at_once]).columns, start):
+            values[:, column] = array.to_numpy()
+    gene_set = set(genes)
+    return file.read(columns=[name for name in names if name not in gene_set]).to_pandas(), genes, values
 
 
 def _keyed(frame, path, id_map):
-    """The frame with its (cell_type, sm_name) pairs, taken from id_map by id where it has none."""
-    if set(data.PAIR) <= set(frame.columns):
-        for column in data.PAIR:  # column by column: astype on the whole frame walks every gene
-            frame[column] = frame[column].astype(str)
-        return frame
+    """The (narrow) frame with its (cell_type, sm_name) pairs, taken from id_map by id where it has none."""
+    if set(schemas.PAIR) <= set(frame.columns):
+        return frame.astype({column: str for column in schemas.PAIR})
     if "id" not in frame.columns:
         raise UserError(f"{path}: needs cell_type and sm_name columns, or an id column to align rows by")
     if id_map is None:
@@ -56,14 +77,13 @@ def _keyed(frame, path, id_map):
     if unknown:
         raise UserError(f"{path}: {len(unknown)} id(s) are not in id_map.csv (e.g. {unknown[:5]}); "
                         "use the id_map the file was written for (--data-dir)")
-    return frame.drop(columns=[c for c in data.PAIR if c in frame.columns]).merge(id_map, on="id", how="left")
+    return frame.drop(columns=[c for c in schemas.PAIR if c in frame.columns]).merge(id_map, on="id", how="left")
 
 
-def _values(frame, genes, path, role):
-    try:
-        values = frame[genes].to_numpy(np.float64)
-    except (TypeError, ValueError):
-        raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
+def _finite(values, path, role):
+    """float64 values in the layout pandas gave (each gene contiguous), so that row sums add in the
+    same order and scores match earlier reports to the last digit; NaN and infinities are errors."""
+    values = np.asfortranarray(values, np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         rows = sorted(set(np.nonzero(bad)[0].tolist()))
@@ -74,42 +94,44 @@ def _values(frame, genes, path, role):
 
 def align(submission_path, truth_path, id_map=None, layer=None):
     """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
-    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth).
-    layer: the truth's layer, where it is an h5ad file."""
-    frames = {}
+    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth, genes).
+    layer: the truth's layer, where it is an h5ad file. Only the narrow frames of row names are
+    merged; the values are picked with index arrays."""
+    tables = {}
     for role, path in (("submission", submission_path), ("truth", truth_path)):
-        frames[role] = _keyed(_read_table(path, layer if role == "truth" else None), path, id_map)
-    submission, truth = frames["submission"], frames["truth"]
-    key = data.PAIR if all(set(data.PAIR) <= set(f.columns) for f in frames.values()) else ["id"]
-    if key == ["id"] and not all("id" in f.columns for f in frames.values()):
+        frame, genes, values = _read_table(path, role, layer if role == "truth" else None)
+        tables[role] = _keyed(frame, path, id_map), genes, values
+    (submission, submission_genes, predicted), (truth, genes, true) = tables["submission"], tables["truth"]
+    key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (submission, truth)) else ["id"]
+    if key == ["id"] and not all("id" in f.columns for f in (submission, truth)):
         raise UserError(f"{submission_path} and {truth_path}: one names its pairs, the other only ids; "
                         "give --data-dir a folder with the id_map.csv that maps the ids to pairs")
-    genes = data.gene_columns(truth.columns)
-    data.check_same_genes(data.gene_columns(submission.columns), genes, submission_path, truth_path)
-    for role, frame in frames.items():
+    data.check_same_genes(submission_genes, genes, submission_path, truth_path)
+    for path, frame in ((submission_path, submission), (truth_path, truth)):
         duplicated = frame[key][frame[key].duplicated()]
         if len(duplicated):
-            raise UserError(f"{submission_path if role == 'submission' else truth_path}: {len(duplicated)} row(s) "
-                            f"repeat a {'/'.join(key)} (e.g. {duplicated.head(3).values.tolist()}); keep one per pair")
-    truth_keys, submission_keys = (set(map(tuple, f[key].to_numpy().tolist())) for f in (truth, submission))
-    missing, extra = sorted(truth_keys - submission_keys), sorted(submission_keys - truth_keys)
+            raise UserError(f"{path}: {len(duplicated)} row(s) repeat a {'/'.join(key)} "
+                            f"(e.g. {duplicated.head(3).values.tolist()}); keep one per pair")
+    truth_keys, submission_keys = (list(map(tuple, f[key].to_numpy().tolist())) for f in (truth, submission))
+    missing, extra = sorted(set(truth_keys) - set(submission_keys)), sorted(set(submission_keys) - set(truth_keys))
     if missing or extra:
         raise UserError(f"{submission_path}: its rows differ from {truth_path}'s: {len(missing)} missing "
                         f"(e.g. {missing[:3]}), {len(extra)} extra (e.g. {extra[:3]}); "
                         "score a submission of the same pairs")
-    ordered = truth[key].merge(submission, on=key, how="left")  # the truth's row order
-    predictions = _values(ordered, genes, submission_path, "submission")
+    row = {k: i for i, k in enumerate(submission_keys)}
+    column = {gene: i for i, gene in enumerate(submission_genes)}
+    predicted = predicted[np.ix_([row[k] for k in truth_keys], [column[g] for g in genes])]  # the truth's order
     pairs = truth[key].reset_index(drop=True)
     if key == ["id"]:
         pairs = pairs.assign(cell_type="all", sm_name=pairs["id"].astype(str))
-    return pairs[data.PAIR], predictions, _values(truth, genes, truth_path, "truth"), genes
+    return pairs[schemas.PAIR], _finite(predicted, submission_path, "submission"), _finite(true, truth_path, "truth"), genes
 
 
 # ---------------------------------------------------------------- baselines and the report
 
 def baselines(train, pairs, genes, source):
     """Each baseline's prediction of `pairs` from the training rows `train`."""
-    for column in data.PAIR:
+    for column in schemas.PAIR:
         unknown = sorted(set(pairs[column]) - set(train[column]))
         if unknown:
             raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
@@ -259,18 +281,21 @@ def cv_folds(pairs):
     return folds
 
 
-def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None, epochs=None, train_file=None,
-                   layer=None, log=print):
-    """Train the stage on each fold's training rows (into a temporary models folder, with the same
-    code as `train`/`predict`), predict the held-out rows, and score them beside the baselines."""
+def cross_validate(options, log=print):
+    """Fit the stage on each fold's training rows and predict its held-out rows, in memory with
+    the stage layer that `train` and `predict` use; score them beside the baselines."""
     started = time.perf_counter()
-    data_dir = Path(data_dir)
-    train_path = data.training_file(data_dir, train_file)
-    data.require_inputs(data_dir, (data.ID_MAP_FILE,) if train_file else (train_path.name, data.ID_MAP_FILE))
-    train = data.read_training(train_path, layer)[0]
-    genes = data.gene_columns(train.columns)
-    pseudolabels = pipeline.pseudolabel_rows(stage, submissions_dir, data.read_id_map(data_dir / data.ID_MAP_FILE),
-                                             genes)
+    stage_name, data_dir, seed = options.stage, Path(options.data_dir), options.seed
+    train_path = data.training_file(data_dir, options.train_file)
+    data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file else (train_path.name, data.ID_MAP_FILE))
+    train = data.read_training(train_path, options.layer)[0]
+    genes = schemas.gene_columns(train.columns)
+    pseudolabels = data.pseudolabel_rows(stage_name, options.submissions_dir,
+                                         data.read_id_map(data_dir / data.ID_MAP_FILE), genes)
+    entries = options.entries()
+    if options.overrides():
+        log(f"[{stage_name}] departing from the faithful configuration: {options.overrides()} overrides every "
+            "entry (a quick look, not a reproduction)")
     folds = cv_folds(train)
     runs = [(repeat, number, cell_type, held_out) for repeat in range(CV_REPEATS)
             for number, (cell_type, held_out) in enumerate(folds, 1)]
@@ -282,15 +307,12 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
         log(f"{prefix} holding out {held_out.sum()} rows, training on {(~held_out).sum()} + "
             f"{len(pseudolabels)} pseudolabels{left}")
         fold_train, fold_test = train[~held_out], train[held_out].reset_index(drop=True)
-        prepared = pipeline.encode_training(fold_train, genes, seed + repeat, pseudolabels)
-        with tempfile.TemporaryDirectory(prefix="pertnet-cv-") as models_dir:
-            pipeline.train_prepared(stage, prepared, models_dir, seed + repeat, reps, epochs, force=True,
-                                    log=lambda line: log(f"{prefix} {line.strip()}"))
-            shared = bundle.load_shared(models_dir, stage)
-            inputs = Vocabulary.from_labels(shared["vocabulary"]).transform(
-                fold_test.cell_type, fold_test.sm_name, source=f"{prefix} held-out rows")
-            predicted = pipeline.ensemble_prediction(stage, models_dir, shared, inputs)
-        part = dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[data.PAIR],
+        training_set = encode(fold_train, genes, seed + repeat, pseudolabels)
+        stage = Stage.start(stage_name, entries, training_set, seed + repeat)
+        stage.fit(training_set, seed + repeat, log=lambda line: log(f"{prefix} {line.strip()}"))
+        predicted = stage.predict(stage.encode_pairs(fold_test.cell_type, fold_test.sm_name,
+                                                     source=f"{prefix} held-out rows"))
+        part = dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[schemas.PAIR],
                     group=np.full(len(fold_test), len(parts)),
                     **baselines(fold_train, fold_test, genes, train_path))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
@@ -302,14 +324,13 @@ def cross_validate(stage, data_dir, submissions_dir, seed=config.SEED, reps=None
                                                                             *metrics.BASELINES)}
     pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
-    entries = pipeline.stage_entries(stage, reps, epochs)
     report, rows = build_report(
-        stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage,
+        stage_name, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage_name,
         cv=dict(folds=list(CV_CELL_TYPES), held_out_rows=[int(h.sum()) for _, h in folds], repeats=CV_REPEATS,
                 seeds=[seed + r for r in range(CV_REPEATS)], pseudolabels=len(pseudolabels),
-                reps={e["id"]: e["reps"] for e in entries}, epochs={e["id"]: e["epochs"] for e in entries},
-                overrides=dict(reps=reps, epochs=epochs)),
-        title=f"{stage}: cross-validation on {train_path}, {len(folds)} folds x {CV_REPEATS} "
+                reps={e.id: e.reps for e in entries}, epochs={e.id: e.epochs for e in entries},
+                overrides=dict(reps=options.reps, epochs=options.epochs)),
+        title=f"{stage_name}: cross-validation on {train_path}, {len(folds)} folds x {CV_REPEATS} "
               f"repeats ({len(pairs)} held-out rows x {len(genes)} genes)")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)

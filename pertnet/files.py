@@ -34,13 +34,18 @@ def save_npz(path, **arrays):
         np.savez(handle, **arrays)
 
 
-def load_npz(path, fix):
-    """Every array of an .npz; a damaged file is a UserError naming it, ending with `fix`."""
+def load_npz(path, fix, schema=None):
+    """Every array of an .npz; a damaged file, or one without the arrays `schema` (a pertnet.schemas
+    Format) requires, is a UserError naming it, ending with `fix`."""
     try:
         with np.load(path) as arrays:
-            return {key: arrays[key] for key in arrays.files}
+            loaded = {key: arrays[key] for key in arrays.files}
     except Exception as error:  # truncated, overwritten or not an npz at all
         raise UserError(f"{path}: damaged file ({type(error).__name__}: {error}); {fix}") from None
+    missing = [name for name in (schema.required if schema else ()) if name not in loaded]
+    if missing:
+        raise UserError(f"{path}: not a {schema.file} file (no {', '.join(missing)}); {fix}")
+    return loaded
 
 
 def write_text(path, text):

@@ -1,16 +1,6 @@
 """AnnData (.h5ad) input and output: the Open Problems perturbation-prediction benchmark's format.
 
-Training / truth file (de_train.h5ad, de_test.h5ad), one observation per (cell_type, sm_name):
-    obs         cell_type, sm_name (required); sm_lincs_id, SMILES, control, split (kept as metadata,
-                split ignored for training)
-    var_names   the genes, in the order predictions use
-    layers      sign_log10_pval (the Kaggle values), clipped_sign_log10_pval (clipped to +-4), ...
-    uns         dataset_id (optional; copied into predictions)
-Prediction file (what `predict --output-format h5ad` writes):
-    obs         indexed by id (str), with cell_type and sm_name; rows in id_map order
-    var         indexed by gene
-    layers      prediction (float32)
-    uns         dataset_id, method_id
+The training / truth files (schemas.H5AD_TRAIN) and the prediction file (schemas.H5AD_PREDICTION).
 Only the obs, var and the one layer asked for are read: no second dense copy of the targets.
 """
 from pathlib import Path

@@ -12,9 +12,15 @@ import tensorflow as tf
 from pertnet.architectures import (BN_MOMENTUM, WEIGHTS_PER_LAYER, batch_normalize, hidden_layers,
                                    layer_widths, layers, loss_name)
 
+
+def row_rmse(y_true, y_pred):
+    """Each row's RMSE over the last axis: the Keras model's loss and metric (Keras averages it over rows)."""
+    return tf.sqrt(tf.reduce_mean(tf.square(y_true - y_pred), axis=-1))
+
+
 def mrrmse(y_true, y_pred):
-    """Mean over rows of each row's RMSE over the last axis (the competition score)."""
-    return tf.reduce_mean(tf.sqrt(tf.reduce_mean(tf.square(y_true - y_pred), axis=-1)), axis=-1)
+    """Mean over rows of each row's RMSE (the competition score): (..., rows, n) -> (...)."""
+    return tf.reduce_mean(row_rmse(y_true, y_pred), axis=-1)
 
 
 def mae(y_true, y_pred):
@@ -25,7 +31,7 @@ def mae(y_true, y_pred):
 def build_model(entry, vocab_size):
     """The plain, compiled Keras model of one rep: labels (batch, 2) -> (batch, n_dim)."""
     inputs = keras.Input(shape=(2,), dtype="int32")
-    h = keras.layers.Flatten()(keras.layers.Embedding(vocab_size, entry["emb_out"])(inputs))
+    h = keras.layers.Flatten()(keras.layers.Embedding(vocab_size, entry.emb_out)(inputs))
     for kind, arg in hidden_layers(entry):
         if kind == "dense":
             h = keras.layers.Dense(arg[0], activation=arg[1])(h)
@@ -35,19 +41,11 @@ def build_model(entry, vocab_size):
             h = keras.layers.ReLU()(h)
         else:
             h = keras.layers.Dropout(arg)(h)
-    outputs = keras.layers.Dense(entry["n_dim"])(h)
-    model = keras.Model(inputs, outputs, name=f"model_{entry['id']}")
-    loss = "mae" if loss_name(entry) == "mae" else _keras_mrrmse
-    model.compile(optimizer=keras.optimizers.Adam(entry["lr"]), loss=loss, metrics=[_keras_mrrmse])
+    outputs = keras.layers.Dense(entry.n_dim)(h)
+    model = keras.Model(inputs, outputs, name=f"model_{entry.id}")
+    loss = "mae" if loss_name(entry) == "mae" else row_rmse
+    model.compile(optimizer=keras.optimizers.Adam(entry.lr), loss=loss, metrics=[row_rmse])
     return model
-
-
-def _keras_mrrmse(y_true, y_pred):
-    """MRRMSE as a Keras loss/metric: one value per row, Keras averages over the batch."""
-    return tf.sqrt(tf.reduce_mean(tf.square(y_true - y_pred), axis=-1))
-
-
-_keras_mrrmse.__name__ = "mrrmse"
 
 
 class RepStack:

@@ -24,12 +24,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import log_ndtr
 
-from pertnet import h5ad
+from pertnet import h5ad, schemas
 from pertnet.files import atomic_path
 from pertnet.metrics import mrrmse
 
 RESOURCES = Path(__file__).parent / "resources"
-META = ["cell_type", "sm_name", "sm_lincs_id", "SMILES", "control"]
+META = [name for name in schemas.DE_TRAIN.names if name != "split"]  # the competition's de_train metadata
 
 # Calibrated so the training rows look like the real de_train (see `stats`).
 N_FACTORS = 16
@@ -180,7 +180,7 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
 def _read(path) -> tuple[pd.DataFrame, np.ndarray]:
     """Metadata frame and gene matrix of a de_*.parquet, skipping a slow 18k-column frame."""
     table = pq.read_table(path)
-    genes = [name for name in table.column_names if name not in META]
+    genes = schemas.gene_columns(table.column_names)
     return table.select(META).to_pandas(), np.column_stack([table[g].to_numpy() for g in genes])
 
 

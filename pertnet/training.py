@@ -59,7 +59,7 @@ def dense_weights(entry):
 
 def training_flops(entry, rows):
     """Forward + backward matmul work of training an entry: 6 x dense weights x rows x epochs x reps."""
-    return 6 * dense_weights(entry) * rows * entry["epochs"] * entry["reps"]
+    return 6 * dense_weights(entry) * rows * entry.epochs * entry.reps
 
 
 class Adam:
@@ -92,9 +92,9 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
     A rep's initialisation, shuffles and dropout masks all come from its own seed, so what a
     rep learns does not depend on which other reps train beside it.
     """
-    reps, rows, batch_size = len(seeds), len(inputs), entry["bs"]
+    reps, rows, batch_size = len(seeds), len(inputs), entry.bs
     stack = nets.RepStack(entry, initial_weights(entry, vocab_size, seeds))
-    optimizer = Adam(entry["lr"], stack.trainable)
+    optimizer = Adam(entry.lr, stack.trainable)
     loss_fn = nets.mae if architectures.loss_name(entry) == "mae" else nets.mrrmse
     x, z = tf.constant(inputs, tf.int32), tf.constant(targets, tf.float32)
     rep_seeds = tf.constant(seeds, tf.int64)
@@ -129,7 +129,7 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
         return losses / steps_per_epoch
 
     shufflers = [np.random.default_rng(seed) for seed in seeds]
-    for number in range(entry["epochs"]):
+    for number in range(entry.epochs):
         order = np.stack([rng.permutation(rows) for rng in shufflers]).astype(np.int32)
         losses = epoch(tf.constant(order), tf.constant(number, tf.int64))
         if on_epoch is not None:
@@ -157,12 +157,12 @@ class Progress:
         return "" if kilobytes is None else f", peak memory {kilobytes / 2 ** 20:.2f} GB"
 
     def epoch_callback(self, label, entry, flops):
-        every = max(1, entry["epochs"] // 5)
+        every = max(1, entry.epochs // 5)
 
         def on_epoch(epoch, losses):
-            if (epoch + 1) % every == 0 or epoch + 1 == entry["epochs"]:
-                fraction = (epoch + 1) / entry["epochs"]
-                self.log(f"  {label} epoch {epoch + 1}/{entry['epochs']} "
+            if (epoch + 1) % every == 0 or epoch + 1 == entry.epochs:
+                fraction = (epoch + 1) / entry.epochs
+                self.log(f"  {label} epoch {epoch + 1}/{entry.epochs} "
                          f"loss {np.mean(losses):.4f} (reps {np.min(losses):.4f}-{np.max(losses):.4f}), "
                          f"about {self.eta(fraction * flops)} left")
         return on_epoch

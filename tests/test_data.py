@@ -2,20 +2,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pertnet import UserError, data
+from pertnet import UserError, data, schemas
 
 
-def test_gene_columns_are_every_non_metadata_column(tiny_source):
+def test_gene_columns_are_every_column_no_format_declares(tiny_source):
     train = pd.read_parquet(tiny_source / "de_train.parquet")
-    genes = data.gene_columns(train)
-    assert genes == [c for c in train.columns if c not in data.METADATA]
+    genes = schemas.gene_columns(train)
+    assert genes == [c for c in train.columns if c not in schemas.DE_TRAIN.names]
+    assert schemas.gene_columns(["id", "split", "cell_type", "A1BG", "sm_name", "ZZEF1"]) == ["A1BG", "ZZEF1"]
     assert genes == sorted(genes)
 
 
 def test_read_de_train_validates_and_keeps_genes(tiny_source):
     train = data.read_de_train(tiny_source / "de_train.parquet")
-    assert list(train.columns[:2]) == data.PAIR and len(train) == 614
-    assert train[data.gene_columns(train)].dtypes.unique().tolist() == [np.float32]
+    assert list(train.columns[:2]) == schemas.PAIR and len(train) == 614
+    assert train[schemas.gene_columns(train)].dtypes.unique().tolist() == [np.float32]
 
 
 def test_submission_format_round_trip(tmp_path, tiny_source):

@@ -18,6 +18,7 @@ import repro
 import train
 from conftest import dirs, run_cli
 from pertnet import cli, pipeline
+from pertnet.options import Options
 
 
 def snapshot(folder):
@@ -195,7 +196,7 @@ def test_sample_submission_with_other_genes(tmp_path, tiny_data):
 def test_sample_submission_with_other_ids(tmp_path, tiny_data):
     edit_csv(tiny_data / "sample_submission.csv", lambda f: f.assign(id=f["id"].where(f["id"] != 0, 9999)))
     prepare_fails(tmp_path, tiny_data, "sample_submission.csv: its ids differ from id_map.csv's",
-                  "1 missing (e.g. [0])", "1 extra (e.g. [9999])")
+                  "1 missing (e.g. 0), 1 extra (e.g. 9999), 0 repeated")
 
 
 # -- options and output folders ------------------------------------------------------------------
@@ -262,8 +263,9 @@ def trained_simple(tmp_path_factory, tiny_source):
     """The simple stage trained for one epoch: bundles for the predict tests to spoil (copies)."""
     folder = tmp_path_factory.mktemp("trained_simple")
     shutil.copytree(tiny_source, folder / "data")
-    pipeline.prepare("simple", folder / "data", folder / "submissions", log=lambda line: None)
-    pipeline.train("simple", folder / "data", folder / "models", epochs=1, log=lambda line: None)
+    options = Options("simple", folder / "data", folder / "models", folder / "submissions", epochs=1)
+    pipeline.prepare(options, log=lambda line: None)
+    pipeline.train(options, log=lambda line: None)
     return folder
 
 

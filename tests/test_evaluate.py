@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, cli, data, evaluation
+from pertnet import UserError, cli, data, evaluation, schemas
+from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
 
@@ -21,10 +22,10 @@ def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
     for cell_type, held_out in folds:
         held = train[held_out]
         expected = train[(train.cell_type == cell_type) & train.sm_name.isin(test_compounds)]
-        assert sorted(map(tuple, held[data.PAIR].values)) == sorted(map(tuple, expected[data.PAIR].values))
+        assert sorted(map(tuple, held[schemas.PAIR].values)) == sorted(map(tuple, expected[schemas.PAIR].values))
         assert len(held) == (127 if cell_type == "T cells CD8+" else 129)
-        training_pairs = set(map(tuple, train[~held_out][data.PAIR].values))
-        assert not training_pairs & set(map(tuple, held[data.PAIR].values))
+        training_pairs = set(map(tuple, train[~held_out][schemas.PAIR].values))
+        assert not training_pairs & set(map(tuple, held[schemas.PAIR].values))
         # every held-out pair stays encodable: its cell type and compound occur in the fold's training rows
         assert set(held.cell_type) <= set(train[~held_out].cell_type)
         assert set(held.sm_name) <= set(train[~held_out].sm_name)
@@ -34,8 +35,8 @@ def write_submission(tiny_data, path, values=None, drop=0, shuffle=True):
     """A submission of the truth's pairs (id + genes, rows shuffled): the truth itself unless `values`."""
     truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILES[0])
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
-    genes = data.gene_columns(truth)
-    frame = id_map.merge(truth, on=data.PAIR)[["id", *genes]]
+    genes = schemas.gene_columns(truth)
+    frame = id_map.merge(truth, on=schemas.PAIR)[["id", *genes]]
     if values is not None:
         frame[genes] = values
     if shuffle:
@@ -58,10 +59,10 @@ def test_a_perfect_submission_scores_perfectly_beside_the_baselines(tmp_path, ti
 
 def test_submission_scores_match_the_metrics_on_rows_in_truth_order(tmp_path, tiny_data):
     truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILES[0])
-    genes = data.gene_columns(truth)
+    genes = schemas.gene_columns(truth)
     noise = np.random.default_rng(0).normal(size=(len(truth), len(genes)))
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
-    ordered_truth = id_map.merge(truth, on=data.PAIR)[genes].to_numpy()
+    ordered_truth = id_map.merge(truth, on=schemas.PAIR)[genes].to_numpy()
     submission = write_submission(tiny_data, tmp_path / "noisy.csv", ordered_truth + noise)
     report, _ = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILES[0], tiny_data, "noisy")
     expected = np.mean(np.sqrt(np.mean(noise ** 2, axis=1)))
@@ -119,18 +120,20 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
     write_submission(tiny_data, submissions / "stage_1_submission.csv")  # stands in for stage_1's
     captured = []
 
-    def first_fold_only(stage, prepared, *args, **kwargs):
-        captured.append(prepared)
+    encode = evaluation.encode
+
+    def first_fold_only(*args):
+        captured.append(encode(*args))
         raise KeyError("stop after the first fold")
 
-    monkeypatch.setattr(evaluation.pipeline, "train_prepared", first_fold_only)
+    monkeypatch.setattr(evaluation, "encode", first_fold_only)
     with pytest.raises(KeyError, match="first fold"):
-        evaluation.cross_validate("stage_2", tiny_data, submissions)
+        evaluation.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
     labels = captured[0]["vocabulary"]
     training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     train = pd.read_parquet(tiny_data / data.TRAIN_FILE)
     held_out = train[evaluation.cv_folds(train)[0][1]]
     assert len(training_pairs) == len(captured[0]["train_inputs"]) == len(train) - len(held_out) + len(id_map)
-    assert set(map(tuple, id_map[data.PAIR].values)) <= training_pairs
-    assert not set(map(tuple, held_out[data.PAIR].values)) & training_pairs
+    assert set(map(tuple, id_map[schemas.PAIR].values)) <= training_pairs
+    assert not set(map(tuple, held_out[schemas.PAIR].values)) & training_pairs

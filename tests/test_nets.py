@@ -4,48 +4,49 @@ import tensorflow as tf
 
 import config
 from pertnet import architectures, nets, training
+from pertnet.entries import stage_entries
 
-ALL_ENTRIES = [(stage, e) for stage, entries in config.STAGES.items() for e in entries]
+ALL_ENTRIES = [(stage, e) for stage in config.STAGES for e in stage_entries(stage)]
 
 
 def expected_params(entry, vocab):
     """Parameter count from the hyperparameters alone: embedding + Dense (kernel+bias) + 4 per BN unit."""
-    total, width = vocab * entry["emb_out"], 2 * entry["emb_out"]
+    total, width = vocab * entry.emb_out, 2 * entry.emb_out
     for kind, arg in architectures.hidden_layers(entry):
         if kind == "dense":
             total, width = total + width * arg[0] + arg[0], arg[0]
         elif kind == "bn":
             total += 4 * width
-    return total + width * entry["n_dim"] + entry["n_dim"]
+    return total + width * entry.n_dim + entry.n_dim
 
 
-@pytest.mark.parametrize("stage,entry", ALL_ENTRIES, ids=[f"{s}-{e['id']}" for s, e in ALL_ENTRIES])
+@pytest.mark.parametrize("stage,entry", ALL_ENTRIES, ids=[f"{s}-{e.id}" for s, e in ALL_ENTRIES])
 def test_every_entry_builds_with_its_parameter_count_and_loss(stage, entry):
     model = nets.build_model(entry, 152)
     assert model.count_params() == expected_params(entry, 152)
-    assert model.output_shape == (None, entry["n_dim"])
-    expected_loss = "mae" if entry["architecture"] <= 4 else "mrrmse"
+    assert model.output_shape == (None, entry.n_dim)
+    expected_loss = "mae" if entry.architecture <= 4 else "row_rmse"
     loss = model.loss if isinstance(model.loss, str) else model.loss.__name__
     assert loss == expected_loss
-    assert float(model.optimizer.learning_rate) == pytest.approx(entry["lr"])
+    assert float(model.optimizer.learning_rate) == pytest.approx(entry.lr)
 
 
 def test_parameter_counts_given_in_the_spec():
-    simple = nets.build_model(config.STAGES["simple"][0], 152)
+    simple = nets.build_model(stage_entries("simple")[0], 152)
     assert simple.count_params() == 532_860
     assert sum(int(np.prod(w.shape)) for w in simple.trainable_weights) == 529_740
-    assert nets.build_model(config.STAGES["stage_1"][0], 152).count_params() == 334_402
-    entry_8d = next(e for e in config.STAGES["stage_2"] if e["id"] == "8d")
+    assert nets.build_model(stage_entries("stage_1")[0], 152).count_params() == 334_402
+    entry_8d = next(e for e in stage_entries("stage_2") if e.id == "8d")
     assert nets.build_model(entry_8d, 152).count_params() == 445_966
 
 
 def test_family_quirks_are_kept():
-    entry_2 = config.STAGES["stage_1"][1]
+    entry_2 = stage_entries("stage_1")[1]
     kinds = [k for k, _ in architectures.hidden_layers(entry_2)]
     assert kinds[4:7] == ["dense", "relu", "bn"]  # Dense(relu) then ReLU again
-    entry_6 = config.STAGES["stage_1"][4]
+    entry_6 = stage_entries("stage_1")[4]
     rates = [arg for kind, arg in architectures.hidden_layers(entry_6) if kind == "dropout"]
-    assert rates == [entry_6["dropout_2"]] * 2
+    assert rates == [entry_6.dropout_2] * 2
 
 
 def test_losses_by_hand():
@@ -54,7 +55,7 @@ def test_losses_by_hand():
     assert np.allclose(nets.mrrmse(y, p), [(np.sqrt(12.5) + 0) / 2])
 
 
-@pytest.mark.parametrize("entry", [config.STAGES["stage_1"][i] for i in (0, 1, 4, 6)], ids=lambda e: e["id"])
+@pytest.mark.parametrize("entry", [stage_entries("stage_1")[i] for i in (0, 1, 4, 6)], ids=lambda e: e.id)
 def test_predict_computes_what_each_plain_model_predicts(entry):
     reps, vocab = 3, 20
     weights = training.initial_weights(entry, vocab, [1, 2, 3])
@@ -75,7 +76,7 @@ def moving_variance_indices(entry):
     return [i for i, w in enumerate(model.weights) if "moving_variance" in w.path]
 
 
-@pytest.mark.parametrize("stage,entry", ALL_ENTRIES[:9], ids=[f"{s}-{e['id']}" for s, e in ALL_ENTRIES[:9]])
+@pytest.mark.parametrize("stage,entry", ALL_ENTRIES[:9], ids=[f"{s}-{e.id}" for s, e in ALL_ENTRIES[:9]])
 def test_weight_specs_follow_the_plain_models_weights(stage, entry):
     shapes = [w.shape for w in nets.build_model(entry, 30).get_weights()]
     assert [shape for shape, _ in architectures.weight_specs(entry, 30)] == shapes

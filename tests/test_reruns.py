@@ -21,7 +21,8 @@ import pytest
 import predict
 import repro
 from conftest import ROOT, dirs, run_cli
-from pertnet import cli, pipeline, training
+from pertnet import cli, data, pipeline, training
+from pertnet.options import Options
 
 QUICK = ["--reps", "2", "--epochs", "2"]  # 7 stage_1 entries x 2 reps = 14 model-reps
 SUBMISSIONS = ["simple", "stage_1", "stage_2"]
@@ -57,7 +58,7 @@ def stop_after_saves(folder, sig, saves=1):
 
 
 def submissions(folder):
-    return {stage: pipeline.submission_path(folder / "submissions", stage).read_bytes() for stage in SUBMISSIONS}
+    return {stage: data.submission_path(folder / "submissions", stage).read_bytes() for stage in SUBMISSIONS}
 
 
 def uninterrupted_run(folder):
@@ -123,7 +124,7 @@ def test_same_seed_gives_byte_identical_submissions_in_every_stage(runs):
 def test_another_seed_gives_another_submission(runs, tmp_path, tiny_source):
     folder = copy_data(tiny_source, tmp_path)
     assert cli.run(repro.main, ["--stage", "simple", *QUICK, "--seed", "7", *map(str, dirs(folder, folder / "data"))]) == 0
-    assert submissions(runs[0])["simple"] != pipeline.submission_path(folder / "submissions", "simple").read_bytes()
+    assert submissions(runs[0])["simple"] != data.submission_path(folder / "submissions", "simple").read_bytes()
 
 
 def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path, tiny_data, monkeypatch):
@@ -132,11 +133,12 @@ def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path,
         return [[w[rep] for w in training.initial_weights(entry, vocab_size, seeds)] for rep in range(len(seeds))]
 
     monkeypatch.setattr(training, "train_entry", initial_weights_only)
-    pipeline.prepare("stage_1", tiny_data, tmp_path / "submissions", log=lambda line: None)
+    folders = dict(data_dir=tiny_data, models_dir=tmp_path / "models", submissions_dir=tmp_path / "submissions")
+    pipeline.prepare(Options("stage_1", **folders), log=lambda line: None)
 
     def train(**options):
         lines = []
-        pipeline.train("stage_1", tiny_data, tmp_path / "models", log=lines.append, **options)
+        pipeline.train(Options("stage_1", **folders, **options), log=lines.append)
         return "\n".join(lines)
 
     assert "trained 7 entries (14 model-reps), skipped 0 already saved (0 model-reps)" in train(reps=2, epochs=2)
@@ -164,7 +166,7 @@ def test_stage_2_trains_on_stage_1s_predictions_as_pseudolabels(runs):
     run_a = runs[0]
     prepared = pipeline.load_prepared(run_a / "data", "stage_2")
     assert len(prepared["train_inputs"]) == 614 + 255
-    stage_1 = pd.read_csv(pipeline.submission_path(run_a / "submissions", "stage_1"))
+    stage_1 = pd.read_csv(data.submission_path(run_a / "submissions", "stage_1"))
     id_map = pd.read_csv(run_a / "data" / "id_map.csv")
     labels, genes = list(prepared["vocabulary"]), list(prepared["genes"])
     for row in (0, 200):  # a B-cell and a Myeloid pair
@@ -178,7 +180,7 @@ def test_predict_needs_no_training_data(runs, tmp_path):
     shutil.copytree(runs[0], folder)
     (folder / "data" / "de_train.parquet").unlink()
     shutil.rmtree(folder / "data" / "prepared")
-    before = pipeline.submission_path(folder / "submissions", "stage_2").read_bytes()
-    pipeline.submission_path(folder / "submissions", "stage_2").unlink()
+    before = data.submission_path(folder / "submissions", "stage_2").read_bytes()
+    data.submission_path(folder / "submissions", "stage_2").unlink()
     assert cli.run(predict.main, ["--stage", "stage_2", *map(str, dirs(folder, folder / "data"))]) == 0
-    assert pipeline.submission_path(folder / "submissions", "stage_2").read_bytes() == before
+    assert data.submission_path(folder / "submissions", "stage_2").read_bytes() == before

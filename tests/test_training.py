@@ -1,9 +1,11 @@
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-import config
 from pertnet import architectures, nets, training
+from pertnet.entries import stage_entries
 
 
 def test_rep_seeds_are_distinct_and_stable():
@@ -16,7 +18,7 @@ def test_rep_seeds_are_distinct_and_stable():
 
 
 def test_flop_count_of_the_simple_stage():
-    entry = config.STAGES["simple"][0]
+    entry = stage_entries("simple")[0]
     assert training.dense_weights(entry) == 96 * 712 + 712 * 400 + 400 * 232 + 232 * 216 + 216 * 100
     assert abs(training.training_flops(entry, 614) / 1e12 - 0.27) < 0.01  # the issue's 0.27 TFLOP
 
@@ -24,7 +26,7 @@ def test_flop_count_of_the_simple_stage():
 def small_problem(entry, rows=50, vocab=12, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.integers(0, vocab, (rows, 2)).astype(np.int32)
-    z = rng.normal(size=(rows, entry["n_dim"])).astype(np.float32)
+    z = rng.normal(size=(rows, entry.n_dim)).astype(np.float32)
     return x, z
 
 
@@ -38,7 +40,7 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
     its sign, and so the step, depends on the CPU's summation order. Only elements whose gradient
     is far above rounding are compared: over 95% of the elements of every weight but that bias.
     """
-    entry = {**config.STAGES["stage_1"][0], "epochs": 1, "bs": 64, "n_dim": 5}
+    entry = dataclasses.replace(stage_entries("stage_1")[0], epochs=1, bs=64, n_dim=5)
     x, z = small_problem(entry)
     hidden = architectures.hidden_layers
     no_dropout = lambda e: [(k, 0.0 if k == "dropout" else a) for k, a in hidden(e)]  # noqa: E731
@@ -53,7 +55,7 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(tf.abs(z[order] - plain(x[order], training=True)))
         gradients = [tf.convert_to_tensor(g) for g in tape.gradient(loss, plain.trainable_variables)]
-        keras.optimizers.Adam(entry["lr"]).apply_gradients(zip(gradients, plain.trainable_variables))
+        keras.optimizers.Adam(entry.lr).apply_gradients(zip(gradients, plain.trainable_variables))
         gradient = {v.path: g.numpy() for v, g in zip(plain.trainable_variables, gradients)}
         compared = []  # (elements compared, elements) of every weight but the bias that feeds BatchNormalization
         for mine, variable in zip(stacked[rep], plain.weights):
@@ -67,7 +69,7 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
 
 
 def test_training_learns_and_repeats_itself():
-    entry = {**config.STAGES["stage_1"][0], "epochs": 30, "bs": 16, "n_dim": 4}
+    entry = dataclasses.replace(stage_entries("stage_1")[0], epochs=30, bs=16, n_dim=4)
     x, z = small_problem(entry)
     losses = []
     first = training.train_entry(entry, x, z, 12, [1, 2], on_epoch=lambda e, l: losses.append(l))
@@ -79,7 +81,7 @@ def test_training_learns_and_repeats_itself():
 
 def test_a_rep_learns_the_same_whichever_reps_train_beside_it():
     """Initialisation, shuffles and dropout masks come from the rep's own seed alone."""
-    entry = {**config.STAGES["stage_1"][0], "epochs": 3, "bs": 16, "n_dim": 4}  # dropout 0.2 on
+    entry = dataclasses.replace(stage_entries("stage_1")[0], epochs=3, bs=16, n_dim=4)  # dropout 0.2 on
     x, z = small_problem(entry)
     beside_others = training.train_entry(entry, x, z, 12, [5, 6, 7])[1]
     alone = training.train_entry(entry, x, z, 12, [6])[0]

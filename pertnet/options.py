@@ -1,0 +1,38 @@
+"""What a command was asked to do, as one object: `pertnet.cli` builds it from the command line."""
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import config
+from pertnet.entries import stage_entries
+
+
+@dataclass(frozen=True)
+class Options:
+    stage: str                                # simple, stage_1 or stage_2 (config.STAGES)
+    data_dir: Path = config.DATA_DIR          # input files, and prepared/
+    models_dir: Path = config.MODELS_DIR      # models/<stage>/: trained bundles
+    submissions_dir: Path = config.SUBMISSIONS_DIR
+    seed: int = config.SEED                   # base seed of the row shuffle and of every rep
+    reps: int = None                          # --reps / --epochs: override every entry (None: as configured)
+    epochs: int = None
+    force: bool = False                       # retrain entries whose bundle is up to date
+    train_file: Path = None                   # de_train.parquet or .h5ad (None: found in data_dir)
+    layer: str = None                         # the h5ad layer of the targets (None: sign_log10_pval)
+    output_format: str = "csv"                # csv: <stage>_submission.csv; h5ad: <stage>_prediction.h5ad
+
+    def __post_init__(self):
+        for name in ("data_dir", "models_dir", "submissions_dir", "train_file"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+
+    def entries(self):
+        """The stage's typed entries with --reps / --epochs applied."""
+        return stage_entries(self.stage, self.reps, self.epochs)
+
+    def overrides(self):
+        """The --reps / --epochs given, as text for the log ("" when none)."""
+        return " ".join(f"--{k} {v}" for k, v in dict(reps=self.reps, epochs=self.epochs).items() if v is not None)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)

@@ -1,0 +1,126 @@
+"""Every file format the package reads or writes, declared once, as data.
+
+The readers (`data`, `h5ad`, `bundle`, `pipeline`) check files against these declarations, the
+messages name their columns, and README.md's "File formats" section describes the same ones.
+A gene column is any column that no format declares (never a hard-coded first gene).
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: str           # str, int, float, bool; for arrays also the shape
+    required: bool
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Format:
+    file: str
+    rows: str            # what one row (or the file) is
+    fields: tuple
+    genes: str = ""      # what the gene columns hold, where the format has them
+
+    @property
+    def required(self):
+        return [f.name for f in self.fields if f.required]
+
+    @property
+    def names(self):
+        return [f.name for f in self.fields]
+
+
+PAIR = ["cell_type", "sm_name"]
+
+DE_TRAIN = Format("de_train.parquet", "one row per training (cell_type, sm_name) pair", (
+    Field("cell_type", "str", True, "cell type, e.g. 'NK cells'"),
+    Field("sm_name", "str", True, "compound name"),
+    Field("sm_lincs_id", "str", False, "compound LINCS id (unused)"),
+    Field("SMILES", "str", False, "compound structure (unused)"),
+    Field("control", "bool", False, "True for the positive controls (unused)"),
+    Field("split", "str", False, "the benchmark's split of a row (unused)"),
+), genes="float, one column per gene: limma's sign(logFC) * -log10(p); finite")
+
+ID_MAP = Format("id_map.csv", "one row per pair to predict", (
+    Field("id", "int", True, "row id of the submission; each once"),
+    Field("cell_type", "str", True, "cell type"),
+    Field("sm_name", "str", True, "compound name"),
+))
+
+SAMPLE_SUBMISSION = Format("sample_submission.csv", "one row per id_map id", (
+    Field("id", "int", True, "the id_map ids"),
+), genes="the gene columns, in the order a submission must use (their values are not read)")
+
+SUBMISSION = Format("<stage>_submission.csv", "one row per id_map row, in id_map order (also stage_2's "
+                    "pseudolabel source)", (Field("id", "int", True, "the id_map id"),),
+                    genes="float predictions, in sample_submission order")
+
+H5AD_TRAIN = Format("de_train.h5ad / de_test.h5ad", "the benchmark's dataset: one observation per pair", (
+    Field("obs", "frame", True, "cell_type and sm_name (required); sm_lincs_id, SMILES, control, split"),
+    Field("var_names", "str", True, "the genes, in the order predictions use"),
+    Field("layers", "float (obs, var)", True, "sign_log10_pval (the Kaggle values), clipped_sign_log10_pval "
+                                               "(clipped to +-4), ...: the targets are one of them (--layer)"),
+    Field("uns/dataset_id", "str", False, "copied into predictions"),
+))
+
+H5AD_PREDICTION = Format("<stage>_prediction.h5ad", "the benchmark's prediction file", (
+    Field("obs", "frame", True, "indexed by id (str), with cell_type and sm_name; rows in id_map order"),
+    Field("var", "frame", True, "indexed by gene"),
+    Field("layers/prediction", "float32 (obs, var)", True, "the predictions"),
+    Field("uns/dataset_id", "str", True, "the training file's dataset_id"),
+    Field("uns/method_id", "str", True, "nn_retraining_with_pseudolabels"),
+))
+
+PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (
+    Field("train_inputs", "int32 (rows, 2)", True, "label codes of the shuffled training rows (pseudolabels included)"),
+    Field("train_targets", "float32 (rows, genes)", True, "their gene values"),
+    Field("genes", "str (genes,)", True, "gene order of the targets"),
+    Field("vocabulary", "str (labels,)", True, "sorted cell types and compounds; a label's index is its code"),
+    Field("clip_low", "float32 (genes,)", True, "per-gene min of the raw training rows"),
+    Field("clip_high", "float32 (genes,)", True, "per-gene max of the raw training rows"),
+    Field("test_inputs", "int32 (pairs, 2)", True, "label codes of the id_map pairs"),
+    Field("test_ids", "int (pairs,)", True, "their ids"),
+    Field("dataset_id", "str ()", True, "an h5ad training file's dataset_id, else empty"),
+))
+
+BUNDLE_SHARED = Format("models/<stage>/shared.npz", "what every entry and rep of a trained stage shares", (
+    Field("genes", "str (genes,)", True, "gene order of the columns the models predict"),
+    Field("vocabulary", "str (labels,)", True, "sorted cell types and compounds; a label's index is its code"),
+    Field("clip_low", "float32 (genes,)", True, "per-gene min of the raw training rows"),
+    Field("clip_high", "float32 (genes,)", True, "per-gene max of the raw training rows"),
+    Field("components", "float32 (k, genes)", True, "SVD basis; an entry with n_dim uses the first n_dim rows"),
+    Field("run", "str ()", True, "fingerprint of the training arrays, seed and stage"),
+    Field("dataset_id", "str ()", False, "the training file's dataset_id"),
+))
+
+BUNDLE_ENTRY = Format("models/<stage>/model_<id>/entry.json", "one entry's bundle; written after its rep files "
+                      "(rep_<r>.npz: one rep's weights w000, w001, ... in the Keras model's get_weights() order), "
+                      "so its presence marks the bundle complete", (
+    Field("entry", "object", True, "the entry's hyperparameters as trained (overrides applied)"),
+    Field("vocab_size", "int", True, "labels the embedding knows"),
+    Field("reps", "int", True, "rep files"),
+    Field("run", "str", True, "the run fingerprint it was trained in (shared.npz's run)"),
+    Field("fingerprint", "str", True, "run + hyperparameters: a rerun skips the entry when it matches"),
+))
+
+# Columns that are never genes, in any table the package reads.
+NOT_GENES = frozenset(DE_TRAIN.names + ID_MAP.names)
+
+
+def gene_columns(columns):
+    """Every column that no format declares, in file order."""
+    return [c for c in columns if c not in NOT_GENES]
+
+
+def differences(found, expected, shown=3):
+    """'N missing (e.g. a, b), N extra (e.g. c)' between two collections ("" where they hold the same
+    items); the one wording of every "these differ" message."""
+    found, expected = list(found), list(expected)
+    found_set, expected_set = set(found), set(expected)
+    missing = sorted(item for item in set(expected) if item not in found_set)
+    extra = sorted(item for item in set(found) if item not in expected_set)
+    if not missing and not extra:
+        return ""
+    return (f"{len(missing)} missing (e.g. {', '.join(map(str, missing[:shown])) or '-'}), "
+            f"{len(extra)} extra (e.g. {', '.join(map(str, extra[:shown])) or '-'})")

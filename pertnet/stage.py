@@ -1,0 +1,126 @@
+"""A stage in memory: encode training rows, fit every entry, predict pairs. No files, no commands.
+
+The one layer that the commands (`pipeline`), cross-validation (`evaluation`) and the benchmark
+call to train and predict. `bundle` saves a `Stage` as models/<stage>/ and loads it back.
+
+    training frame --encode--> training set (what data/prepared/<stage>.npz holds)
+    training set --Stage.start--> vocabulary, SVD codec, clip bounds --fit--> each entry's rep weights
+    label codes --predict--> per-entry median over reps -> weighted mean over entries -> clip
+"""
+import gc
+import hashlib
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from pertnet import architectures, ensemble
+from pertnet.features import Vocabulary
+from pertnet.targets import SVDCodec
+
+
+def encode(train, genes, seed, pseudolabels=None):
+    """The training set from de_train rows (which alone set the clip bounds) plus pseudolabel rows:
+    shuffled once with `seed`, labels encoded with their vocabulary (the arrays prepare_data saves)."""
+    rows = pd.concat([train, pseudolabels], ignore_index=True) if pseudolabels is not None and len(pseudolabels) \
+        else train
+    rows = rows.sample(frac=1, random_state=seed)
+    vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
+    return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name),
+                train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
+                vocabulary=np.asarray(vocab.labels_, dtype=str),
+                clip_low=train[genes].min().to_numpy(np.float32), clip_high=train[genes].max().to_numpy(np.float32))
+
+
+def run_fingerprint(training_set, seed, name):
+    """What every entry of one training run shares: training arrays, genes, vocabulary, seed and stage."""
+    digest = hashlib.sha256()
+    for key in ("train_inputs", "train_targets", "genes", "vocabulary"):
+        digest.update(np.ascontiguousarray(training_set[key]).tobytes())
+    digest.update(json.dumps([seed, name]).encode())
+    return digest.hexdigest()
+
+
+class Stage:
+    """A stage's entries and what they share (genes, vocabulary, clip bounds, SVD codec), and once
+    fitted, each entry's rep weights: `weights[entry.id]` is one weight list per rep (a stage
+    loaded from its bundle reads an entry's weights when they are asked for)."""
+
+    def __init__(self, name, entries, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id="",
+                 weights=None):
+        self.name, self.entries, self.genes, self.vocabulary = name, list(entries), list(genes), list(vocabulary)
+        self.clip_low, self.clip_high, self.codec, self.run = clip_low, clip_high, codec, run
+        self.dataset_id = dataset_id
+        self.weights = {} if weights is None else weights
+
+    @classmethod
+    def start(cls, name, entries, training_set, seed):
+        """Unfitted: the codec fitted once at the stage's largest n_dim (each entry truncates it)."""
+        codec = SVDCodec(max(e.n_dim for e in entries)).fit(training_set["train_targets"])
+        return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
+                   training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
+                   str(training_set.get("dataset_id", "")))
+
+    def entry_fingerprint(self, entry):
+        """What one entry's weights were made from: the run's fingerprint and its hyperparameters."""
+        return hashlib.sha256(json.dumps([self.run, entry.as_dict()], sort_keys=True).encode()).hexdigest()
+
+    def fit(self, training_set, seed, log=print, status=lambda entry: (False, ""),
+            on_fitted=lambda entry, weights: None):
+        """Train every entry's reps on `training_set` (the one `start` was given), entry by entry.
+
+        status(entry) -> (done, note): done skips the entry (its weights stay where they are, e.g.
+        in its bundle); the note leads its log line. on_fitted(entry, rep_weights) runs after each
+        trained entry (`train` saves its bundle there). A stop signal raises at the end of an epoch.
+        """
+        from pertnet import training  # TensorFlow loads only where something trains
+
+        inputs, targets = training_set["train_inputs"], training_set["train_targets"]
+        flops = {e.id: training.training_flops(e, len(inputs)) for e in self.entries}
+        progress = training.Progress(self.name, sum(flops.values()), log)
+        trained, skipped = [], []
+        for number, entry in enumerate(self.entries, 1):
+            label = f"[{self.name}] entry {entry.id} ({number}/{len(self.entries)})"
+            done, note = status(entry)
+            if done:
+                log(f"{label}: {note}")
+                progress.total -= flops[entry.id]
+                skipped.append(entry)
+                continue
+            log(f"{label}: {note}family {entry.architecture}, {entry.reps} reps x {entry.epochs} epochs, "
+                f"batch {entry.bs}, n_dim {entry.n_dim}")
+            started = time.perf_counter()
+            self.weights[entry.id] = training.train_entry(
+                entry, inputs, self.codec.truncate(entry.n_dim).transform(targets), len(self.vocabulary),
+                training.rep_seeds(seed, self.name, entry.id, entry.reps),
+                on_epoch=progress.epoch_callback(label, entry, flops[entry.id]))
+            on_fitted(entry, self.weights[entry.id])
+            gc.collect()  # the entry's traced graph sits in reference cycles: free it now, memory stays flat
+            progress.done += flops[entry.id]
+            trained.append(entry)
+            log(f"{label}: saved {entry.reps} reps in {time.perf_counter() - started:.1f}s, "
+                f"about {progress.eta()} left{progress.peak_memory()}")
+        kept = f" (entries {', '.join(e.id for e in skipped)})" if skipped else ""
+        log(f"[{self.name}] trained {len(trained)} entries ({sum(e.reps for e in trained)} model-reps), skipped "
+            f"{len(skipped)} already saved ({sum(e.reps for e in skipped)} model-reps){kept}, in "
+            f"{time.perf_counter() - progress.start:.1f}s")
+        return self
+
+    def encode_pairs(self, cell_types, compounds, source):
+        """Label codes of pairs, against the vocabulary the stage was trained with."""
+        return Vocabulary.from_labels(self.vocabulary).transform(cell_types, compounds, source=source)
+
+    def predict(self, inputs):
+        """The stage's prediction of label codes (rows, 2): (rows, genes) in `self.genes` order.
+
+        Per entry, the median over its reps of the decoded outputs; then the weighted mean over
+        entries and the clip to the training bounds (docs/method.md, section 5). One entry's
+        (reps, rows, genes) is in memory at a time.
+        """
+        def entry_median(entry):
+            components = architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
+            return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform)
+
+        combined = ensemble.weighted_mean((entry_median(e) for e in self.entries), [e.weight for e in self.entries])
+        return ensemble.clip_to_bounds(combined, self.clip_low, self.clip_high)
