@@ -13,13 +13,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from pertnet import UserError, data, metrics, schemas
+from pertnet import UserError, crossval, data, metrics, schemas
 from pertnet.files import atomic_path, write_text
-from pertnet.stage import Stage, encode
+from pertnet.crossval import CrossValidation
 
-CV_CELL_TYPES = ("NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells")
-TEST_CELL_TYPES = ("B cells", "Myeloid cells")  # the competition's test pairs are theirs
-CV_REPEATS = 2
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
 
 
@@ -266,57 +263,28 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
     return report, dict(rows=rows, predictions=predictions, truth=truth, pairs=pairs)
 
 
-def cv_folds(pairs):
-    """The author's folds: for each T/NK cell type, its rows of the compounds that have no B-cell or
-    Myeloid training rows (the compounds whose B/Myeloid profiles the competition tests).
-    pairs: the training rows' cell_type and sm_name. Returns [(cell type, held-out row mask)]."""
-    seen_in_test_types = set(pairs["sm_name"][pairs["cell_type"].isin(TEST_CELL_TYPES)])
-    test_compounds = ~pairs["sm_name"].isin(seen_in_test_types)
-    folds = [(cell_type, ((pairs["cell_type"] == cell_type) & test_compounds).to_numpy())
-             for cell_type in CV_CELL_TYPES]
-    empty = [cell_type for cell_type, held_out in folds if not held_out.any()]
-    if empty:
-        raise UserError(f"de_train has no rows to hold out for {', '.join(empty)} (rows of compounds without "
-                        f"{' or '.join(TEST_CELL_TYPES)} rows); cross-validation needs the competition's pair structure")
-    return folds
-
-
 def cross_validate(options, log=print):
-    """Fit the stage on each fold's training rows and predict its held-out rows, in memory with
-    the stage layer that `train` and `predict` use; score them beside the baselines."""
+    """The author's cross-validation of the stage (pertnet/crossval.py): each fold fitted in memory
+    with the stage layer `train` and `predict` use, its held-out rows scored beside the baselines."""
     started = time.perf_counter()
-    stage_name, data_dir, seed = options.stage, Path(options.data_dir), options.seed
-    train_path = data.training_file(data_dir, options.train_file)
-    data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file else (train_path.name, data.ID_MAP_FILE))
-    train = data.read_training(train_path, options.layer)[0]
-    genes = schemas.gene_columns(train.columns)
-    pseudolabels = data.pseudolabel_rows(stage_name, options.submissions_dir,
-                                         data.read_id_map(data_dir / data.ID_MAP_FILE), genes)
+    cv = CrossValidation(options)
     entries = options.entries()
     if options.overrides():
-        log(f"[{stage_name}] departing from the faithful configuration: {options.overrides()} overrides every "
+        log(f"[{options.stage}] departing from the faithful configuration: {options.overrides()} overrides every "
             "entry (a quick look, not a reproduction)")
-    folds = cv_folds(train)
-    runs = [(repeat, number, cell_type, held_out) for repeat in range(CV_REPEATS)
-            for number, (cell_type, held_out) in enumerate(folds, 1)]
     parts = []
-    for done, (repeat, number, cell_type, held_out) in enumerate(runs):
-        prefix = f"[cv repeat {repeat + 1}/{CV_REPEATS}, fold {number}/{len(folds)} {cell_type}]"
+    for done, fold in enumerate(cv.folds):
         elapsed = time.perf_counter() - started
-        left = f", about {elapsed / done * (len(runs) - done):.0f}s left in all" if done else ""
-        log(f"{prefix} holding out {held_out.sum()} rows, training on {(~held_out).sum()} + "
-            f"{len(pseudolabels)} pseudolabels{left}")
-        fold_train, fold_test = train[~held_out], train[held_out].reset_index(drop=True)
-        training_set = encode(fold_train, genes, seed + repeat, pseudolabels)
-        stage = Stage.start(stage_name, entries, training_set, seed + repeat)
-        stage.fit(training_set, seed + repeat, log=lambda line: log(f"{prefix} {line.strip()}"))
-        predicted = stage.predict(stage.encode_pairs(fold_test.cell_type, fold_test.sm_name,
-                                                     source=f"{prefix} held-out rows"))
-        part = dict(model=predicted, truth=fold_test[genes].to_numpy(np.float64), pairs=fold_test[schemas.PAIR],
-                    group=np.full(len(fold_test), len(parts)),
-                    **baselines(fold_train, fold_test, genes, train_path))
+        left = f", about {elapsed / done * (len(cv.folds) - done):.0f}s left in all" if done else ""
+        log(f"{fold.label} holding out {fold.held_out.sum()} rows, training on {(~fold.held_out).sum()} + "
+            f"{len(cv.pseudolabels)} pseudolabels{left}")
+        stage = cv.fit(fold, entries, log)
+        fold_train, fold_test = cv.rows(fold)
+        part = dict(model=stage.predict(cv.held_out_inputs(stage, fold)), truth=fold_test[cv.genes].to_numpy(np.float64),
+                    pairs=fold_test[schemas.PAIR], group=np.full(len(fold_test), len(parts)),
+                    **baselines(fold_train, fold_test, cv.genes, cv.train_path))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
-        log(f"{prefix} MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
+        log(f"{fold.label} MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
             ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
         parts.append(part)
 
@@ -324,14 +292,15 @@ def cross_validate(options, log=print):
                                                                             *metrics.BASELINES)}
     pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
+    held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds[:len(crossval.CELL_TYPES)]]
     report, rows = build_report(
-        stage_name, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage_name,
-        cv=dict(folds=list(CV_CELL_TYPES), held_out_rows=[int(h.sum()) for _, h in folds], repeats=CV_REPEATS,
-                seeds=[seed + r for r in range(CV_REPEATS)], pseudolabels=len(pseudolabels),
+        options.stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=options.stage,
+        cv=dict(folds=list(crossval.CELL_TYPES), held_out_rows=held_out_rows, repeats=crossval.REPEATS,
+                seeds=sorted({fold.seed for fold in cv.folds}), pseudolabels=len(cv.pseudolabels),
                 reps={e.id: e.reps for e in entries}, epochs={e.id: e.epochs for e in entries},
                 overrides=dict(reps=options.reps, epochs=options.epochs)),
-        title=f"{stage_name}: cross-validation on {train_path}, {len(folds)} folds x {CV_REPEATS} "
-              f"repeats ({len(pairs)} held-out rows x {len(genes)} genes)")
+        title=f"{options.stage}: cross-validation on {cv.train_path}, {len(crossval.CELL_TYPES)} folds x "
+              f"{crossval.REPEATS} repeats ({len(pairs)} held-out rows x {len(cv.genes)} genes)")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, cli, data, evaluation, schemas
+from pertnet import UserError, cli, crossval, data, evaluation, schemas
 from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
@@ -16,7 +16,7 @@ PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
 def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
     pairs = pd.read_csv(PAIRS)
     train, test = pairs[pairs.split == "train"].reset_index(drop=True), pairs[pairs.split == "test"]
-    folds = evaluation.cv_folds(train)
+    folds = crossval.held_out_masks(train)
     assert [cell_type for cell_type, _ in folds] == ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]
     test_compounds = set(test.sm_name)  # the compounds whose B / Myeloid profiles are the test
     for cell_type, held_out in folds:
@@ -94,7 +94,7 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     report = json.loads(report_path.read_text())
     assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
     assert report["rows"] == 2 * (129 + 129 + 127 + 129)
-    assert set(report["scores"]["model"]["by_cell_type"]) == set(evaluation.CV_CELL_TYPES)
+    assert set(report["scores"]["model"]["by_cell_type"]) == set(crossval.CELL_TYPES)
     for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
         assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
     assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
@@ -120,20 +120,20 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
     write_submission(tiny_data, submissions / "stage_1_submission.csv")  # stands in for stage_1's
     captured = []
 
-    encode = evaluation.encode
+    encode = crossval.encode
 
     def first_fold_only(*args):
         captured.append(encode(*args))
         raise KeyError("stop after the first fold")
 
-    monkeypatch.setattr(evaluation, "encode", first_fold_only)
+    monkeypatch.setattr(crossval, "encode", first_fold_only)
     with pytest.raises(KeyError, match="first fold"):
         evaluation.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
     labels = captured[0]["vocabulary"]
     training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     train = pd.read_parquet(tiny_data / data.TRAIN_FILE)
-    held_out = train[evaluation.cv_folds(train)[0][1]]
+    held_out = train[crossval.held_out_masks(train)[0][1]]
     assert len(training_pairs) == len(captured[0]["train_inputs"]) == len(train) - len(held_out) + len(id_map)
     assert set(map(tuple, id_map[schemas.PAIR].values)) <= training_pairs
     assert not set(map(tuple, held_out[schemas.PAIR].values)) & training_pairs
