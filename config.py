@@ -64,5 +64,21 @@ STAGES = {
 }
 
 STAGE_NAMES = tuple(STAGES)
+
+# `python -m tune`'s search space (the author's optuna search was never published): each
+# hyperparameter as (kind, low, high, step); "dense" is every dense_i of the entry's family and
+# "dropout" every dropout_i. Every value in STAGES lies on this grid. A --weights study draws each
+# entry's weight from WEIGHT_RANGE.
+SEARCH_SPACE = dict(
+    lr=("log", 1e-3, 1e-2, None),
+    emb_out=("int", 8, 64, 2),
+    dense=("int", 64, 2048, 4),
+    dropout=("float", 0.0, 0.5, None),
+    epochs=("int", 100, 200, 1),
+    bs=("int", 32, 224, 32),
+    n_dim=("int", 32, 256, 1),
+)
+WEIGHT_RANGE = (0.0, 1.0)
+TUNING_DIR = Path("tuning")  # studies (tuning/optuna.db), tuned stages files, cached out-of-fold predictions
 # Stage 2 trains on stage 1's predictions of the test pairs (pseudolabels).
 PSEUDOLABEL_SOURCE = {"stage_2": "stage_1"}

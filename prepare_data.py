@@ -5,7 +5,7 @@ from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, tensorflow=False, reads_training=True).parse_args(argv)
+    args = cli.parser(__doc__, tensorflow=False, reads_training=True, entries=False).parse_args(argv)
     pipeline.prepare(cli.options(args))
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/bench.py --stage stage_1 [--reps N] [--epochs N] [--entries 1,3]
                                [--reference-entry ID] [--reference-reps N] [--data-dir data/demo]
+    python benchmarks/bench.py --evaluate-only submissions/simple_submission.csv [--data-dir data/demo]
 
 1. The limit: the best sustained float32 matrix-multiply rate of this machine (NumPy and
    TensorFlow, square matrices of a few sizes).
@@ -16,6 +17,9 @@
    on the targets, one Keras `fit`, and at predict time the SVD refitted again and `predict` with
    batch size 1; on one entry and a few reps at the entry's full epochs. The speed-up is its
    seconds per rep over ours (train log) for the same entry.
+4. `python -m evaluate` on the submission against the demo's truth (de_test.parquet), beside a
+   fresh process that only reads the three files it needs with pandas; alone with
+   `--evaluate-only SUBMISSION` (no training: well under a minute).
 """
 import argparse
 import json
@@ -113,6 +117,25 @@ def print_peak_rss():
         print(f"PEAK_RSS_KB {kilobytes}")
 
 
+def evaluate_against_plain_read(submission, data_dir, scratch, repeats=3):
+    """`python -m evaluate` on a submission against data_dir's de_test.parquet (baselines from its
+    de_train.parquet), and a process that only reads those three files with pandas (start-up and
+    `import pandas` included): the goal is at most 1.5 times the plain read. Alternated `repeats`
+    times, as other work on the machine slows runs unevenly; the best wall time of each counts."""
+    truth, train = data_dir / "de_test.parquet", data_dir / "de_train.parquet"
+    commands = dict(evaluate=["-m", "evaluate", "--submission", submission, "--truth", truth, "--data-dir", data_dir],
+                    plain_read=["-c", f"import pandas as pd; pd.read_csv({str(submission)!r}); "
+                                      f"pd.read_parquet({str(truth)!r}); pd.read_parquet({str(train)!r})"])
+    runs = {name: [] for name in commands}
+    for _ in range(repeats):
+        for name, args in commands.items():
+            runs[name].append(run_command(name, args, scratch / f"{name}.log")[:2])
+    result = {name: dict(wall_s=round(min(w for w, _ in times), 2), peak_rss_mb=round(max(r for _, r in times)))
+              for name, times in runs.items()}
+    result["ratio"] = round(result["evaluate"]["wall_s"] / result["plain_read"]["wall_s"], 2)
+    return result
+
+
 def child(argv):
     """One pipeline command in this process, on a subset of the stage's entries (--entries)."""
     p = argparse.ArgumentParser()
@@ -175,7 +198,9 @@ def training_flops(stage, entry_ids, rows, reps, epochs):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", required=True, choices=config.STAGE_NAMES)
+    p.add_argument("--stage", choices=config.STAGE_NAMES)
+    p.add_argument("--evaluate-only", type=Path, metavar="SUBMISSION",
+                   help="only time `python -m evaluate` on this submission against the plain read (part 4)")
     p.add_argument("--reps", type=int, help="override every entry's reps (default: as configured)")
     p.add_argument("--epochs", type=int, help="override every entry's epochs (default: as configured)")
     p.add_argument("--entries", help="comma-separated entry ids to run (default: all)")
@@ -184,9 +209,18 @@ def main():
     p.add_argument("--data-dir", type=Path, default=ROOT / config.DEMO_DIR)
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
+    if not (args.stage or args.evaluate_only):
+        p.error("give --stage, or --evaluate-only SUBMISSION")
     if not (args.data_dir / "de_train.parquet").is_file():
         sys.exit(f"{args.data_dir}/de_train.parquet missing; run `python -m repro --stage simple --demo` "
                  "once to generate the demo data, or pass --data-dir")
+    if args.evaluate_only:
+        with tempfile.TemporaryDirectory(prefix="pertnet-bench-") as scratch:
+            evaluated = evaluate_against_plain_read(args.evaluate_only.resolve(), args.data_dir.resolve(), Path(scratch))
+        report_evaluate(evaluated)
+        if args.json:
+            args.json.write_text(json.dumps(dict(evaluate=evaluated), indent=1))
+        return
 
     print(f"[bench] {args.stage}: measuring the float32 matmul rate ...", flush=True)
     rates = matmul_rate()
@@ -226,6 +260,10 @@ def main():
             scored, _ = evaluation.score_submission(scratch / "submissions" / f"{args.stage}_submission.csv", truth,
                                                     data, args.stage, log=lambda *_: None)
             results["truth_mrrmse"] = scored["scores"]["model"]["overall"]["mrrmse"]
+            if truth.suffix == ".parquet":
+                print("[bench] evaluate against a plain read of its files ...", flush=True)
+                results["evaluate"] = evaluate_against_plain_read(
+                    scratch / "submissions" / f"{args.stage}_submission.csv", data, scratch)
         rows = int(np.load(data / "prepared" / f"{args.stage}.npz")["train_inputs"].shape[0])
         ids = args.entries.split(",") if args.entries else None
         flops, run_entries = training_flops(args.stage, ids, rows, args.reps, args.epochs)
@@ -283,12 +321,20 @@ def report(s):
         source = (" (its pseudolabels from a 1-epoch stage_1: not the real chain's score)"
                   if s["stage"] in config.PSEUDOLABEL_SOURCE else "")
         print(f"truth MRRMSE            {s['truth_mrrmse']:8.4f}{source}")
+    if "evaluate" in s:
+        report_evaluate(s["evaluate"])
     if "reference" in s:
         r = s["reference"]
         print(f"plain reference loop (entry {r['entry']}, {r['reps']} reps, one Keras fit each): "
               f"{r['train_s_per_rep']:.1f} s per rep vs ours {r['ours_train_s_per_rep']:.2f} s -> "
               f"speed-up {r['train_speedup']:.1f}x; predict {r['predict_s_per_model']:.2f} s per model "
               f"(batch size 1, SVD refit) vs ours {r['ours_predict_s_per_model']:.3f} s -> {r['predict_speedup']:.1f}x")
+
+
+def report_evaluate(e):
+    evaluate, plain = e["evaluate"], e["plain_read"]
+    print(f"{'evaluate':<10} wall {evaluate['wall_s']:8.1f} s   peak RSS {evaluate['peak_rss_mb']:6d} MB   "
+          f"{e['ratio']:.2f}x the plain read of its three files ({plain['wall_s']:.1f} s, {plain['peak_rss_mb']} MB)")
 
 
 if __name__ == "__main__":

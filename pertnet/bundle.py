@@ -84,8 +84,9 @@ def _rep_file_problem(path, entry, vocab_size):
     return "" if shapes == expected else "holds weights of another shape than the entry's network"
 
 
-def save_entry(models_dir, stage, entry, rep_weights):
-    """Write every rep's weights, then entry.json last: its presence marks the bundle complete."""
+def save_entry(models_dir, stage, entry, rep_weights, configuration="config.py"):
+    """Write every rep's weights, then entry.json last: its presence marks the bundle complete.
+    configuration: where the entry came from (config.py, or a --stages file)."""
     folder = entry_dir(models_dir, stage.name, entry.id)
     (folder / "entry.json").unlink(missing_ok=True)
     for stale in [*folder.glob("rep_*.npz"), *folder.glob(".*.tmp")]:  # .tmp: left by a killed run
@@ -93,7 +94,7 @@ def save_entry(models_dir, stage, entry, rep_weights):
     for rep, weights in enumerate(rep_weights):
         save_npz(folder / f"rep_{rep}.npz", **{f"w{i:03d}": w for i, w in enumerate(weights)})
     meta = dict(entry=entry.as_dict(), vocab_size=len(stage.vocabulary), reps=len(rep_weights), run=stage.run,
-                fingerprint=stage.entry_fingerprint(entry))
+                fingerprint=stage.entry_fingerprint(entry), configuration=configuration)
     write_text(folder / "entry.json", json.dumps(meta, indent=1))
 
 
@@ -106,19 +107,25 @@ def _complete_entry(models_dir, stage, entry_id):
     return meta
 
 
-def load_stage(models_dir, name, entries):
-    """The trained `stage.Stage` of models/<name>/, once every entry's bundle is complete and from the
-    run of shared.npz. Its entries are as trained (overrides included); their rep weights are read
-    when predicting asks for them."""
+def load_stage(models_dir, name, entries, configuration="config.py"):
+    """The trained `stage.Stage` of models/<name>/, once every entry's bundle is complete, from the
+    run of shared.npz and from `entries` (which came from `configuration`; --reps / --epochs aside).
+    Its entries are as trained; their rep weights are read when predicting asks for them."""
     shared = load_shared(models_dir, name)
     trained = []
     for entry in entries:
         meta = _complete_entry(models_dir, name, entry.id)
+        folder = entry_dir(models_dir, name, entry.id)
         if meta.get("run") != str(shared["run"]) or meta["vocab_size"] != len(shared["vocabulary"]):
-            raise UserError(f"{entry_dir(models_dir, name, entry.id)}/ was trained on other inputs, vocabulary "
-                            f"or seed than {stage_dir(models_dir, name)}/shared.npz (an unfinished retrain?); "
-                            f"{_retrain_hint(name)}")
-        trained.append(_entry(meta, models_dir, name, entry.id))
+            raise UserError(f"{folder}/ was trained on other inputs, vocabulary or seed than "
+                            f"{stage_dir(models_dir, name)}/shared.npz (an unfinished retrain?); {_retrain_hint(name)}")
+        saved = _entry(meta, models_dir, name, entry.id)
+        differ = [k for k, v in entry.as_dict().items() if k not in ("reps", "epochs") and saved.as_dict().get(k) != v]
+        if differ:
+            raise UserError(f"{folder}/ was trained with the entry of {meta.get('configuration', 'config.py')}, "
+                            f"not {configuration}'s ({', '.join(differ)} differ); pass the --stages file it was "
+                            f"trained with, or retrain with this one")
+        trained.append(saved)
     return Stage(name, trained, shared["genes"], shared["vocabulary"], shared["clip_low"], shared["clip_high"],
                  SVDCodec.from_components(shared["components"]), str(shared["run"]),
                  str(shared.get("dataset_id", "")), _RepWeights(models_dir, name))
@@ -150,10 +157,13 @@ def load_rep_weights(models_dir, stage, entry_id):
 
 
 def load_keras_model(models_dir, stage, entry_id, rep):
-    """One rep as the plain Keras model of its family (for users who want the network itself)."""
+    """One rep as the plain Keras model of its family with its trained weights, uncompiled: what
+    `python -m export` saves, which must load without this package (see export.py); compile it to train."""
     from pertnet import nets  # Keras: loaded only here, so that reading bundles stays light
 
     meta, reps = load_rep_weights(models_dir, stage, entry_id)
-    model = nets.build_model(_entry(meta, models_dir, stage, entry_id), meta["vocab_size"])
+    if not 0 <= rep < len(reps):
+        raise UserError(f"{entry_dir(models_dir, stage, entry_id)}/ holds reps 0 to {len(reps) - 1}, not {rep}")
+    model = nets.build_model(_entry(meta, models_dir, stage, entry_id), meta["vocab_size"], compile=False)
     model.set_weights(reps[rep])
     return model

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import config
 from pertnet import Interrupted, UserError
+from pertnet.entries import read_stages
 from pertnet.options import Options
 
 
@@ -53,8 +54,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser(description, training=False, stage_required=True, tensorflow=True, reads_training=False,
-           writes_predictions=False):
-    """The options every entry module takes; `training` adds --reps, --epochs and --force;
+           writes_predictions=False, entries=True, overrides=False):
+    """The options every entry module takes; `entries` adds --stages; `training` --reps, --epochs and --force
+    (`overrides` the first two alone);
     `reads_training` --train-file and --layer; `writes_predictions` --output-format;
     tensorflow=False for a command that never loads it (prepare_data, predict)."""
     p = _Parser(tensorflow, description=description)
@@ -67,6 +69,9 @@ def parser(description, training=False, stage_required=True, tensorflow=True, re
     p.add_argument("--seed", type=int, default=config.SEED, help="base seed of the shuffle and every rep (default %(default)s)")
     p.add_argument("--demo", action="store_true",
                    help="use the synthetic demo dataset (generated on first use) instead of the competition files")
+    if entries:
+        p.add_argument("--stages", type=Path, default=None, metavar="FILE",
+                       help="take the stages' entries from this file (what python -m tune writes) instead of config.py")
     if reads_training:
         p.add_argument("--train-file", type=Path, default=None,
                        help="the training data: a de_train.parquet or the benchmark's de_train.h5ad "
@@ -78,9 +83,10 @@ def parser(description, training=False, stage_required=True, tensorflow=True, re
         p.add_argument("--output-format", choices=("csv", "h5ad"), default="csv",
                        help="csv: submissions/<stage>_submission.csv (default); h5ad: the benchmark's "
                             "submissions/<stage>_prediction.h5ad")
-    if training:
+    if training or overrides:
         p.add_argument("--reps", type=positive_int, help="override every entry's reps (departs from the original)")
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
+    if training:
         p.add_argument("--force", action="store_true", help="retrain every model, even those already saved")
     return p
 
@@ -91,7 +97,15 @@ def options(args):
                    submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
-                   output_format=getattr(args, "output_format", "csv"))
+                   output_format=getattr(args, "output_format", "csv"), stages_file=_stages_file(args))
+
+
+def _stages_file(args):
+    """--stages, checked before any work (a bad file is a one-line error, nothing written)."""
+    path = getattr(args, "stages", None)
+    if path is not None:
+        read_stages(path)
+    return path
 
 
 def data_dir(args):

@@ -30,15 +30,29 @@ def decoded_median(components, decode, rows_per_block=32):
             lambda start: median_over_reps(decode(components[:, start:start + rows_per_block])), starts)))
 
 
+class WeightedMean:
+    """A weighted mean over entries, accumulated in float64 as their predictions come (one entry's
+    in memory at a time), divided by the sum of the weights."""
+
+    def __init__(self):
+        self.total, self.weights = None, []
+
+    def add(self, prediction, weight):
+        if self.total is None:
+            self.total = np.zeros(np.shape(prediction))
+        self.total += np.float64(weight) * np.asarray(prediction)
+        self.weights.append(weight)
+
+    def result(self):
+        return (self.total / np.asarray(self.weights, dtype=np.float64).sum()).astype(np.float32)
+
+
 def weighted_mean(entry_predictions, weights):
     """Weighted mean over entries, divided by the sum of the weights (accumulated in float64)."""
-    weights = np.asarray(weights, dtype=np.float64)
-    total = None
-    for w, p in zip(weights, entry_predictions):
-        if total is None:
-            total = np.zeros(np.shape(p))
-        total += w * np.asarray(p)
-    return (total / weights.sum()).astype(np.float32)
+    mean = WeightedMean()
+    for prediction, weight in zip(entry_predictions, weights):
+        mean.add(prediction, weight)
+    return mean.result()
 
 
 def clip_to_bounds(predictions, low, high):

@@ -6,11 +6,14 @@ that an entry has exactly the fields its family uses, each of the right type and
 it comes from config.py or from a file a user supplies.
 """
 import dataclasses
+import json
 from dataclasses import dataclass
 from numbers import Integral, Real
+from pathlib import Path
 
 import config
 from pertnet import UserError
+from pertnet.files import write_text
 
 # The hidden-layer hyperparameters each family reads (family 1's widths and dropouts are fixed;
 # family 6 carries a dropout_1 that its network never uses, as the original's entries do).
@@ -98,12 +101,14 @@ class Entry:
         return dataclasses.replace(self, **given) if given else self
 
 
-def stage_entries(stage, reps=None, epochs=None, ids=None):
-    """The stage's entries from config.py, with --reps / --epochs overrides applied.
+def stage_entries(stage, reps=None, epochs=None, ids=None, stages_file=None):
+    """The stage's entries, from config.py or a stages file (`read_stages`), with --reps / --epochs applied.
 
     ids: keep only these entries, in the stage's order (benchmarks/bench.py's --entries).
     """
-    entries = [Entry.from_dict(values, f"config.py, stage {stage}") for values in config.STAGES[stage]]
+    entries = read_stages(stages_file).get(stage) if stages_file is not None else None
+    if entries is None:
+        entries = _checked(stage, config.STAGES[stage], f"config.py, stage {stage}")
     if ids is not None:
         unknown = sorted(set(ids) - {e.id for e in entries})
         if unknown:
@@ -111,3 +116,39 @@ def stage_entries(stage, reps=None, epochs=None, ids=None):
                             f"its entries are {', '.join(e.id for e in entries)}")
         entries = [e for e in entries if e.id in ids]
     return [e.with_overrides(reps, epochs) for e in entries]
+
+
+def read_stages(path):
+    """A stages file (what `python -m tune` writes; --stages): JSON {stage: [entry, ...]} in config.py's
+    form. A stage it does not name keeps config.py's entries."""
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (--stages)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path}: not a JSON stages file ({error}); write it as python -m tune does") from None
+    if not isinstance(values, dict) or not values:
+        raise UserError(f"{path}: a stages file maps stage names ({', '.join(config.STAGES)}) to lists of entries")
+    unknown = sorted(set(values) - set(config.STAGES))
+    if unknown:
+        raise UserError(f"{path}: unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(config.STAGES)}")
+    return {stage: _checked(stage, entries, f"{path}, stage {stage}") for stage, entries in values.items()}
+
+
+def _checked(stage, values, source):
+    """A stage's entries, each checked; the stage as a whole needs distinct ids and some weight."""
+    if not isinstance(values, list) or not values:
+        raise UserError(f"{source}: a stage is a non-empty list of entries")
+    entries = [Entry.from_dict(v, source) for v in values]
+    repeated = sorted({e.id for e in entries if [f.id for f in entries].count(e.id) > 1})
+    if repeated:
+        raise UserError(f"{source}: entry id(s) {', '.join(repeated)} occur more than once")
+    if sum(e.weight for e in entries) <= 0:
+        raise UserError(f"{source}: the entries' weights sum to 0; the weighted mean needs some weight")
+    return entries
+
+
+def write_stages(path, stages):
+    """Write {stage: [Entry, ...]} as a stages file that --stages reads back."""
+    write_text(path, json.dumps({stage: [e.as_dict() for e in entries] for stage, entries in stages.items()},
+                                indent=1) + "\n")

@@ -39,7 +39,9 @@ def _read_table(path, role, layer=None):
     try:
         if suffix == ".parquet":
             return _read_parquet(path)
-        frame = data._read(path, pd.read_csv)  # pandas' C parser: a third of pyarrow's memory on 18,211 columns
+        # pandas' C parser, the file in one piece: a third of pyarrow's memory, and twice as fast as
+        # reading 18,211 columns in chunks and gluing each back together (low_memory)
+        frame = data._read(path, lambda csv: pd.read_csv(csv, low_memory=False))
         genes = schemas.gene_columns(frame.columns)
         return frame[frame.columns.difference(genes, sort=False)], genes, frame[genes].to_numpy(np.float64)
     except (TypeError, ValueError):
@@ -54,10 +56,10 @@ def _read_parquet(path, columns_at_once=2000):
     names = file.schema_arrow.names
     index = (file.schema_arrow.pandas_metadata or {}).get("index_columns", [])  # a pandas index: not a gene
     genes = schemas.gene_columns([name for name in names if name not in index])
-    values = np.empty((file.metadata.num_rows, len(genes)), order="F")  # filled column by column
+    values = np.empty((file.metadata.num_rows, len(genes)), order="F")  # filled by blocks of columns
     for start in range(0, len(genes), columns_at_once):
-        for column, array in enumerate(file.read(columns=genes[start:start + columns_at_once]).columns, start):
-            values[:, column] = array.to_numpy()
+        block = file.read(columns=genes[start:start + columns_at_once]).combine_chunks().to_batches()[0]
+        values[:, start:start + block.num_columns] = block.to_tensor(null_to_nan=True, row_major=False).to_numpy()
     gene_set = set(genes)
     return file.read(columns=[name for name in names if name not in gene_set]).to_pandas(), genes, values
 
@@ -272,19 +274,14 @@ def cross_validate(options, log=print):
     if options.overrides():
         log(f"[{options.stage}] departing from the faithful configuration: {options.overrides()} overrides every "
             "entry (a quick look, not a reproduction)")
+    results = sorted(cv.results(entries, log), key=lambda result: (result.fold.repeat, result.fold.number))
     parts = []
-    for done, fold in enumerate(cv.folds):
-        elapsed = time.perf_counter() - started
-        left = f", about {elapsed / done * (len(cv.folds) - done):.0f}s left in all" if done else ""
-        log(f"{fold.label} holding out {fold.held_out.sum()} rows, training on {(~fold.held_out).sum()} + "
-            f"{len(cv.pseudolabels)} pseudolabels{left}")
-        stage = cv.fit(fold, entries, log)
-        fold_train, fold_test = cv.rows(fold)
-        part = dict(model=stage.predict(cv.held_out_inputs(stage, fold)), truth=fold_test[cv.genes].to_numpy(np.float64),
-                    pairs=fold_test[schemas.PAIR], group=np.full(len(fold_test), len(parts)),
-                    **baselines(fold_train, fold_test, cv.genes, cv.train_path))
+    for result in results:
+        fold_train, fold_test = cv.rows(result.fold)
+        part = dict(model=result.prediction, truth=result.truth, pairs=fold_test[schemas.PAIR],
+                    group=np.full(len(fold_test), len(parts)), **baselines(fold_train, fold_test, cv.genes, cv.train_path))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
-        log(f"{fold.label} MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
+        log(f"{result.fold.label} {len(fold_test)} held-out rows: MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
             ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
         parts.append(part)
 

@@ -56,24 +56,25 @@ def read_frame(path, layer=None):
     return pd.concat([obs, pd.DataFrame(values, columns=genes, copy=False)], axis=1)
 
 
-def write_dataset(path, obs, genes, layers, dataset_id):
-    """A benchmark-style dataset: obs metadata, var_names = genes, the given layers, uns dataset_id."""
+def write_dataset(path, obs, genes, layers, uns):
+    """A benchmark-style dataset (schemas.H5AD_TRAIN): obs metadata, var_names = genes, the given layers and uns."""
     import anndata
 
     first = next(iter(layers.values()))
     adata = anndata.AnnData(X=None, obs=obs.reset_index(drop=True).set_axis(obs.index.astype(str)),
                             var=pd.DataFrame(index=pd.Index(genes, name=None)), shape=first.shape,
-                            layers=layers, uns={"dataset_id": dataset_id})
+                            layers=layers, uns=uns)
     _write(adata, path)
 
 
 def write_prediction(path, id_map, genes, values, dataset_id):
-    """The benchmark's prediction format (see the module docstring)."""
+    """The benchmark's prediction file (schemas.H5AD_PREDICTION); its spec asks for a double layer, so the
+    float32 predictions are widened to float64 (exactly)."""
     import anndata
 
     obs = id_map[["cell_type", "sm_name"]].set_axis(id_map["id"].astype(str).rename("id"))
     adata = anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
-                            layers={"prediction": np.asarray(values, dtype=np.float32)},
+                            layers={"prediction": np.asarray(values, dtype=np.float64)},
                             uns={"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID})
     _write(adata, path)
     return Path(path)

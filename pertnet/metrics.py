@@ -9,39 +9,56 @@ import numpy as np
 METRICS = ("mrrmse", "mae", "pearson", "spearman", "cosine")  # lower is better only for the first two
 
 
-def _pair(predictions, truth):
-    predictions, truth = np.asarray(predictions, np.float64), np.asarray(truth, np.float64)
-    if predictions.shape != truth.shape or predictions.ndim != 2:
-        raise ValueError(f"predictions {predictions.shape} and truth {truth.shape} must be the same (rows, genes)")
+def _check(predictions, truth):
+    if np.shape(predictions) != np.shape(truth) or np.ndim(truth) != 2:
+        raise ValueError(f"predictions {np.shape(predictions)} and truth {np.shape(truth)} must be the same (rows, genes)")
     if not np.isfinite(predictions).all():
         raise ValueError("predictions hold NaN or infinite values")
-    return predictions, truth
+
+
+def _pair(predictions, truth):
+    _check(predictions, truth)
+    return np.asarray(predictions, np.float64), np.asarray(truth, np.float64)
+
+
+def _rmse(predictions, truth):
+    return np.sqrt(np.mean((predictions - truth) ** 2, axis=1))
+
+
+def _mae(predictions, truth):
+    return np.mean(np.abs(predictions - truth), axis=1)
+
+
+def _centred(values):
+    return values - values.mean(axis=1, keepdims=True)
+
+
+def _cosine(predictions, truth, truth_norms):
+    """Row-wise cosine; truth_norms: the truth's row norms, which row_scores computes once per truth."""
+    norms = np.linalg.norm(predictions, axis=1) * truth_norms
+    dots = np.sum(predictions * truth, axis=1)
+    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
 def row_rmse(predictions, truth):
     """Each row's RMSE across genes."""
-    predictions, truth = _pair(predictions, truth)
-    return np.sqrt(np.mean((predictions - truth) ** 2, axis=1))
+    return _rmse(*_pair(predictions, truth))
 
 
 def row_mae(predictions, truth):
-    predictions, truth = _pair(predictions, truth)
-    return np.mean(np.abs(predictions - truth), axis=1)
+    return _mae(*_pair(predictions, truth))
 
 
 def row_cosine(predictions, truth):
     """Each row's cosine similarity; 0 where either row is all zeros."""
     predictions, truth = _pair(predictions, truth)
-    norms = np.linalg.norm(predictions, axis=1) * np.linalg.norm(truth, axis=1)
-    dots = np.sum(predictions * truth, axis=1)
-    return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return _cosine(predictions, truth, np.linalg.norm(truth, axis=1))
 
 
 def row_pearson(predictions, truth):
     """Each row's Pearson correlation across genes; 0 where either row is constant."""
     predictions, truth = _pair(predictions, truth)
-    return row_cosine(predictions - predictions.mean(axis=1, keepdims=True),
-                      truth - truth.mean(axis=1, keepdims=True))
+    return row_cosine(_centred(predictions), _centred(truth))
 
 
 def rank_rows(values):
@@ -56,36 +73,45 @@ def rank_rows(values):
     ordered = np.take_along_axis(distinct, order, axis=1)
     starts = np.ones(distinct.shape, bool)  # where each run of equal values begins
     starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    start = np.flatnonzero(starts)  # runs never span rows: every row starts one
-    length = np.diff(start, append=starts.size)
-    average = np.repeat(start % distinct.shape[1] + (length + 1) / 2, length)  # run at columns s..s+k-1
+    rank = np.arange(1.0, distinct.shape[1] + 1)  # by position in the sorted row, where no value repeats
+    if not starts.all():  # the run at positions s..s+k-1 (runs never span rows) shares rank s + (k + 1) / 2
+        start = np.flatnonzero(starts)
+        length = np.diff(start, append=starts.size)
+        rank = np.repeat(start % distinct.shape[1] + (length + 1) / 2, length).reshape(distinct.shape)
     ranks = np.empty(distinct.shape)
-    np.put_along_axis(ranks, order, average.reshape(distinct.shape), axis=1)
+    np.put_along_axis(ranks, order, rank, axis=1)
     return ranks[which]
 
 
-def row_spearman(predictions, truth, truth_ranks=None):
-    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank).
-    truth_ranks: rank_rows(truth), for callers that score many predictions of one truth."""
+def row_spearman(predictions, truth):
+    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank)."""
     predictions, truth = _pair(predictions, truth)
-    return row_pearson(rank_rows(predictions), rank_rows(truth) if truth_ranks is None else truth_ranks)
+    return row_pearson(rank_rows(predictions), rank_rows(truth))
 
 
-ROW_METRICS = dict(mrrmse=row_rmse, mae=row_mae, pearson=row_pearson, spearman=row_spearman, cosine=row_cosine)
-
-
-def row_scores(predictions, truth):
+def row_scores(predictions, truth, rows_at_once=32):
     """Every metric's per-row values for each of several predictions of one truth:
-    {key: {metric: (rows,)}} for predictions {key: (rows, genes)}; the truth is ranked once,
-    and each prediction made float64 once (not once per metric)."""
-    truth = np.asarray(truth, np.float64)
-    truth_ranks = rank_rows(truth)
-    scores = {}
-    for key, predicted in predictions.items():
-        predicted, _ = _pair(predicted, truth)
-        scores[key] = {name: row_spearman(predicted, truth, truth_ranks) if name == "spearman"
-                       else function(predicted, truth) for name, function in ROW_METRICS.items()}
-    return scores
+    {key: {metric: (rows,)}} for predictions {key: (rows, genes)}. The row_* functions' operations,
+    so the same numbers, but a block of rows at a time, so that the temporaries of 18,211-gene rows
+    take megabytes, not hundreds of them; what depends on the truth alone (its ranks, centred rows,
+    row norms) is computed once per block."""
+    for predicted in predictions.values():
+        _check(predicted, truth)
+    blocks = []
+    for start in range(0, len(truth), rows_at_once):
+        rows = slice(start, start + rows_at_once)
+        true = np.asarray(truth[rows], np.float64)
+        centred, centred_ranks = _centred(true), _centred(rank_rows(true))
+        true_norms, centred_norms, rank_norms = (np.linalg.norm(t, axis=1) for t in (true, centred, centred_ranks))
+        blocks.append({})
+        for key, predicted in predictions.items():
+            predicted = np.asarray(predicted[rows], np.float64)
+            blocks[-1][key] = dict(mrrmse=_rmse(predicted, true), mae=_mae(predicted, true),
+                                   pearson=_cosine(_centred(predicted), centred, centred_norms),
+                                   spearman=_cosine(_centred(rank_rows(predicted)), centred_ranks, rank_norms),
+                                   cosine=_cosine(predicted, true, true_norms))
+    return {key: {metric: np.concatenate([block[key][metric] for block in blocks]) for metric in METRICS}
+            for key in predictions}
 
 
 def mrrmse(predictions, truth):

@@ -28,8 +28,10 @@ def mae(y_true, y_pred):
     return tf.reduce_mean(tf.abs(y_true - y_pred), axis=(-2, -1))
 
 
-def build_model(entry, vocab_size):
-    """The plain, compiled Keras model of one rep: labels (batch, 2) -> (batch, n_dim)."""
+def build_model(entry, vocab_size, compile=True):
+    """The plain Keras model of one rep: labels (batch, 2) -> (batch, n_dim), compiled as the original
+    compiled it; compile=False: the bare network, for a .keras file that loads without this package
+    (a file compiled with `row_rmse` does not)."""
     inputs = keras.Input(shape=(2,), dtype="int32")
     h = keras.layers.Flatten()(keras.layers.Embedding(vocab_size, entry.emb_out)(inputs))
     for kind, arg in hidden_layers(entry):
@@ -43,8 +45,9 @@ def build_model(entry, vocab_size):
             h = keras.layers.Dropout(arg)(h)
     outputs = keras.layers.Dense(entry.n_dim)(h)
     model = keras.Model(inputs, outputs, name=f"model_{entry.id}")
-    loss = "mae" if loss_name(entry) == "mae" else row_rmse
-    model.compile(optimizer=keras.optimizers.Adam(entry.lr), loss=loss, metrics=[row_rmse])
+    if compile:
+        loss = "mae" if loss_name(entry) == "mae" else row_rmse
+        model.compile(optimizer=keras.optimizers.Adam(entry.lr), loss=loss, metrics=[row_rmse])
     return model
 
 

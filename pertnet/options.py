@@ -20,15 +20,20 @@ class Options:
     train_file: Path = None                   # de_train.parquet or .h5ad (None: found in data_dir)
     layer: str = None                         # the h5ad layer of the targets (None: sign_log10_pval)
     output_format: str = "csv"                # csv: <stage>_submission.csv; h5ad: <stage>_prediction.h5ad
+    stages_file: Path = None                  # --stages: entries from this file (python -m tune's), not config.py
 
     def __post_init__(self):
-        for name in ("data_dir", "models_dir", "submissions_dir", "train_file"):
+        for name in ("data_dir", "models_dir", "submissions_dir", "train_file", "stages_file"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
 
     def entries(self):
-        """The stage's typed entries with --reps / --epochs applied."""
-        return stage_entries(self.stage, self.reps, self.epochs)
+        """The stage's typed entries (config.py's or --stages'), with --reps / --epochs applied."""
+        return stage_entries(self.stage, self.reps, self.epochs, stages_file=self.stages_file)
+
+    def configuration(self):
+        """Where the entries come from, as bundles record it."""
+        return str(self.stages_file) if self.stages_file is not None else "config.py"
 
     def overrides(self):
         """The --reps / --epochs given, as text for the log ("" when none)."""

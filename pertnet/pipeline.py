@@ -91,7 +91,7 @@ def train(options, log=print):
         return False, f"retraining ({why}); "
 
     def save(entry, rep_weights):
-        bundle.save_entry(models_dir, stage, entry, rep_weights)
+        bundle.save_entry(models_dir, stage, entry, rep_weights, options.configuration())
         kept.append(entry)
 
     try:
@@ -113,7 +113,7 @@ def predict(options, log=print):
     data_dir, stage_name = options.data_dir, options.stage
     data.require_inputs(data_dir, (data.ID_MAP_FILE,))
     require_writable(options.submissions_dir, "--submissions-dir")
-    stage = bundle.load_stage(options.models_dir, stage_name, options.entries())
+    stage = bundle.load_stage(options.models_dir, stage_name, options.entries(), options.configuration())
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     trained_on = f"the genes the models in {bundle.stage_dir(options.models_dir, stage_name)}/ were trained on"
     order = stage.genes

@@ -56,18 +56,37 @@ SUBMISSION = Format("<stage>_submission.csv", "one row per id_map row, in id_map
                     "pseudolabel source)", (Field("id", "int", True, "the id_map id"),),
                     genes="float predictions, in sample_submission order")
 
-H5AD_TRAIN = Format("de_train.h5ad / de_test.h5ad", "the benchmark's dataset: one observation per pair", (
-    Field("obs", "frame", True, "cell_type and sm_name (required); sm_lincs_id, SMILES, control, split"),
+H5AD_TRAIN = Format("de_train.h5ad / de_test.h5ad", "the benchmark's dataset: one observation per pair; pertnet reads "
+                   "obs, var and the one layer --layer (required below), the demo (pertnet/synthetic.py) writes every "
+                   "field (all that the benchmark's specs require)", (
+    Field("obs/cell_type", "str", True, "cell type"),
+    Field("obs/sm_name", "str", True, "compound name"),
+    Field("obs/sm_lincs_id", "str", False, "compound LINCS id (unused)"),
+    Field("obs/SMILES", "str", False, "compound structure (unused)"),
+    Field("obs/split", "str", False, "control, train, public_test or private_test (unused)"),
+    Field("obs/control", "bool", False, "True for the positive controls (unused)"),
     Field("var_names", "str", True, "the genes, in the order predictions use"),
-    Field("layers", "float (obs, var)", True, "sign_log10_pval (the Kaggle values), clipped_sign_log10_pval "
-                                               "(clipped to +-4), ...: the targets are one of them (--layer)"),
+    Field("layers/sign_log10_pval", "float64 (obs, var)", True, "sign(logFC) * -log10(P.Value), the Kaggle values: "
+                                                                "the targets, unless --layer names another layer"),
+    Field("layers/clipped_sign_log10_pval", "float64 (obs, var)", False, "sign_log10_pval clipped to +-4: what "
+                                                                         "the benchmark scores"),
+    Field("layers/logFC", "float64 (obs, var)", False, "log fold change"),
+    Field("layers/P.Value", "float64 (obs, var)", False, "p-value"),
+    Field("layers/adj.P.Value", "float64 (obs, var)", False, "Benjamini-Hochberg adjusted p-value"),
+    Field("layers/is_de", "bool (obs, var)", False, "P.Value < 0.05"),
+    Field("layers/is_de_adj", "bool (obs, var)", False, "adj.P.Value < 0.05"),
     Field("uns/dataset_id", "str", False, "copied into predictions"),
+    Field("uns/dataset_name", "str", False, "human-readable name"),
+    Field("uns/dataset_summary", "str", False, "one-line description"),
+    Field("uns/dataset_description", "str", False, "long description"),
+    Field("uns/single_cell_obs", "frame", False, "cell-level metadata (the demo's cells are made up)"),
 ))
 
 H5AD_PREDICTION = Format("<stage>_prediction.h5ad", "the benchmark's prediction file", (
     Field("obs", "frame", True, "indexed by id (str), with cell_type and sm_name; rows in id_map order"),
     Field("var", "frame", True, "indexed by gene"),
-    Field("layers/prediction", "float32 (obs, var)", True, "the predictions"),
+    Field("layers/prediction", "float64 (obs, var)", True, "the predictions (float32, widened: the spec asks for "
+                                                           "double)"),
     Field("uns/dataset_id", "str", True, "the training file's dataset_id"),
     Field("uns/method_id", "str", True, "nn_retraining_with_pseudolabels"),
 ))

@@ -115,12 +115,41 @@ class Stage:
         """The stage's prediction of label codes (rows, 2): (rows, genes) in `self.genes` order.
 
         Per entry, the median over its reps of the decoded outputs; then the weighted mean over
-        entries and the clip to the training bounds (docs/method.md, section 5). One entry's
-        (reps, rows, genes) is in memory at a time.
+        entries and the clip to the training bounds (docs/method.md, section 5).
         """
-        def entry_median(entry):
-            components = architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
-            return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform)
+        return self.combine(self.entry_predictions(inputs))
 
-        combined = ensemble.weighted_mean((entry_median(e) for e in self.entries), [e.weight for e in self.entries])
-        return ensemble.clip_to_bounds(combined, self.clip_low, self.clip_high)
+    def entry_predictions(self, inputs):
+        """Each entry's prediction, one entry in memory at a time."""
+        return (self.entry_prediction(entry, inputs) for entry in self.entries)
+
+    def entry_prediction(self, entry, inputs):
+        """The entry's prediction of label codes: the median over its reps of their decoded outputs."""
+        components = architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
+        return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform)
+
+    def combine(self, entry_predictions):
+        """The weighted mean of the entries' predictions, clipped to the training bounds."""
+        return combine(entry_predictions, [e.weight for e in self.entries], self.clip_low, self.clip_high)
+
+
+def fit_side_by_side(stages, training_sets, seeds, entry, on_epoch=None):
+    """Train `entry` for several stages at once: stages of as many training rows and labels (the
+    folds of a cross-validation), every stage's reps side by side in one stack, each on its own
+    rows. Each stage gets what its own `fit` would give it, up to float rounding; one traced
+    training loop instead of one per stage is what makes it faster."""
+    from pertnet import training
+
+    inputs = np.concatenate([np.repeat(ts["train_inputs"][None], entry.reps, 0) for ts in training_sets])
+    targets = np.concatenate([np.repeat(s.codec.truncate(entry.n_dim).transform(ts["train_targets"])[None], entry.reps, 0)
+                              for s, ts in zip(stages, training_sets)])
+    rep_seeds = [rep for s, seed in zip(stages, seeds) for rep in training.rep_seeds(seed, s.name, entry.id, entry.reps)]
+    weights = training.train_entry(entry, inputs, targets, len(stages[0].vocabulary), rep_seeds, on_epoch)
+    for number, stage in enumerate(stages):
+        stage.weights[entry.id] = weights[number * entry.reps:(number + 1) * entry.reps]
+    gc.collect()  # the traced graph sits in reference cycles: free it now
+
+
+def combine(entry_predictions, weights, clip_low, clip_high):
+    """The ensemble of entry predictions: their weighted mean, clipped per gene to the training bounds."""
+    return ensemble.clip_to_bounds(ensemble.weighted_mean(entry_predictions, weights), clip_low, clip_high)

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import log_ndtr
+from scipy.stats import false_discovery_control
 
 from pertnet import h5ad, schemas
 from pertnet.files import atomic_path
@@ -46,6 +47,13 @@ POTENT_RANGE = 1.8  # potent potencies are spread over POTENT_SCALE / RANGE .. *
 GENE_SCALE_SD = 0.2
 NOISE_SD = 0.8
 CAP = 180.0
+
+# The benchmark's h5ad files only (as_h5ad): fields beyond the parquet values, drawn from their own stream.
+STANDARD_ERROR = 0.15  # median per-gene standard error of logFC; logFC = z * the gene's standard error
+STANDARD_ERROR_SD = 0.4  # log-normal spread of the standard errors over genes
+DE_CUTOFF = 0.05  # is_de: P.Value below it; is_de_adj: adj.P.Value below it
+DONORS = ("donor_0", "donor_1", "donor_2")  # uns single_cell_obs: made-up cells per pair and donor
+CELLS_PER_DONOR = 10  # their mean count
 
 
 def gene_names(n_genes: int) -> list[str]:
@@ -145,8 +153,8 @@ def _write_zero_submission(path, ids, genes: list[str]) -> None:
 def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False) -> None:
     """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth).
 
-    as_h5ad: also write de_train.h5ad and de_test.h5ad, the benchmark's format, with the values
-    (layer sign_log10_pval) and the values clipped to +-4 (layer clipped_sign_log10_pval).
+    as_h5ad: also write de_train.h5ad and de_test.h5ad, the benchmark's format, with every field its
+    file specs require (see `_write_h5ad`); the other files are the same with or without it.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -160,21 +168,64 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
     meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[META]
 
     genes = gene_names(n_genes)
-    values = signed_log10_p(_z_scores(compounds, both, n_genes, np.random.default_rng(seed)))
+    z = _z_scores(compounds, both, n_genes, np.random.default_rng(seed))
+    values = signed_log10_p(z)
     n_train = len(train)
     _write_atomic(out_dir / "de_train.parquet",
                   lambda p: _write_parquet(p, meta.iloc[:n_train], values[:n_train], genes))
     _write_atomic(out_dir / "de_test.parquet",
                   lambda p: _write_parquet(p, meta.iloc[n_train:], values[n_train:], genes))
     if as_h5ad:
-        split = np.where(np.arange(len(meta)) < n_train, "train", "test")
-        for name, rows in (("de_train.h5ad", slice(0, n_train)), ("de_test.h5ad", slice(n_train, None))):
-            h5ad.write_dataset(out_dir / name, meta.assign(split=split).iloc[rows], genes,
-                               {h5ad.DEFAULT_LAYER: values[rows], h5ad.CLIPPED_LAYER: np.clip(values[rows], -4, 4)},
-                               dataset_id=f"pertnet_synthetic_seed{seed}_genes{n_genes}")
+        _write_h5ad(out_dir, meta, z, values, n_train, genes, seed)
     _write_atomic(out_dir / "id_map.csv", lambda p: id_map.to_csv(p, index=False))
     _write_atomic(out_dir / "sample_submission.csv",
                   lambda p: _write_zero_submission(p, id_map["id"], genes))
+
+
+def _write_h5ad(out_dir, meta: pd.DataFrame, z: np.ndarray, values: np.ndarray, n_train: int,
+                genes: list[str], seed: int) -> None:
+    """de_train.h5ad and de_test.h5ad: the rows of the parquet files with the fields of schemas.H5AD_TRAIN.
+
+    Its own random stream (standard errors, cells) leaves the parquet files as they were without as_h5ad.
+    The split is the benchmark's naming: the controls' rows are `control`, the hidden test `private_test`.
+    """
+    rng = np.random.default_rng([seed, 1])
+    standard_error = np.exp(rng.normal(np.log(STANDARD_ERROR), STANDARD_ERROR_SD, len(genes)))
+    split = np.where(np.arange(len(meta)) < n_train, np.where(meta["control"], "control", "train"), "private_test")
+    obs = meta.assign(split=split)
+    uns = {"dataset_id": f"pertnet_synthetic_seed{seed}_genes{len(genes)}",
+           "dataset_name": "pertnet synthetic demo",
+           "dataset_summary": "Synthetic stand-in for the NeurIPS 2023 perturbation data, with its pairs and schema.",
+           "dataset_description": "Made by pertnet.synthetic: per (cell type, compound) pair a latent z-score per "
+                                  "gene (compound effect, cell-type interaction and baseline, plus noise) becomes "
+                                  "a two-sided p-value and a log fold change. Not measured data."}
+    for name, rows in (("de_train.h5ad", slice(0, n_train)), ("de_test.h5ad", slice(n_train, None))):
+        h5ad.write_dataset(out_dir / name, obs.iloc[rows], genes, _de_layers(z[rows], values[rows], standard_error),
+                           {**uns, "single_cell_obs": _single_cell_obs(obs.iloc[rows], rng)})
+
+
+def _de_layers(z: np.ndarray, values: np.ndarray, standard_error: np.ndarray) -> dict:
+    """The differential-expression layers of some rows, float64 as the benchmark asks, all from their z-scores.
+
+    sign_log10_pval holds the parquet values and P.Value the p-value they encode; logFC = z * the gene's
+    standard error has their sign, so sign(logFC) * -log10(P.Value) = sign_log10_pval. adj.P.Value is
+    Benjamini-Hochberg over every value of the file at once, as the benchmark adjusts its own files.
+    """
+    signed = values.astype(np.float64)
+    p_value = 10.0 ** -np.abs(signed)
+    adjusted = false_discovery_control(p_value, axis=None).reshape(p_value.shape)
+    return {"logFC": z * standard_error, "P.Value": p_value, "adj.P.Value": adjusted,
+            "is_de": p_value < DE_CUTOFF, "is_de_adj": adjusted < DE_CUTOFF,
+            h5ad.DEFAULT_LAYER: signed, h5ad.CLIPPED_LAYER: np.clip(signed, -4, 4)}
+
+
+def _single_cell_obs(obs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Cell-level metadata of the rows' pairs (uns single_cell_obs). The synthetic data has no cells: each
+    pair gets a random handful per donor, so that a method counting cells per pair finds some."""
+    counts = 1 + rng.poisson(CELLS_PER_DONOR, len(obs) * len(DONORS))
+    cells = obs.iloc[np.repeat(np.arange(len(obs)).repeat(len(DONORS)), counts)][["cell_type", "sm_name", "split"]]
+    cells = cells.assign(donor_id=np.repeat(np.tile(DONORS, len(obs)), counts))
+    return cells.set_axis(pd.Index([f"cell_{i}" for i in range(len(cells))], name="cell_id"))
 
 
 def _read(path) -> tuple[pd.DataFrame, np.ndarray]:

@@ -17,6 +17,8 @@ import tensorflow as tf
 from pertnet import architectures, nets
 from pertnet.files import peak_memory_kb
 
+tf.get_logger().setLevel("ERROR")  # each entry traces its own loop, by design: no "retracing" warnings
+
 
 def derive_seed(*parts):
     """A 31-bit seed from any parts (base seed, stage, entry id, purpose, rep): stable everywhere."""
@@ -87,23 +89,30 @@ class Adam:
 def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
     """Train len(seeds) reps of `entry` on (inputs, targets); return each rep's weight list.
 
-    inputs: (rows, 2) int32 label codes; targets: (rows, n_dim) SVD components.
+    inputs: (rows, 2) int32 label codes; targets: (rows, n_dim) SVD components; or, to train
+    different data side by side (cross-validation folds with as many rows), (reps, rows, 2) and
+    (reps, rows, n_dim): each rep its own rows.
     on_epoch(epoch, losses): called after every epoch with each rep's mean batch loss.
     A rep's initialisation, shuffles and dropout masks all come from its own seed, so what a
     rep learns does not depend on which other reps train beside it.
     """
-    reps, rows, batch_size = len(seeds), len(inputs), entry.bs
+    reps, rows, batch_size = len(seeds), np.shape(inputs)[-2], entry.bs
     stack = nets.RepStack(entry, initial_weights(entry, vocab_size, seeds))
     optimizer = Adam(entry.lr, stack.trainable)
     loss_fn = nets.mae if architectures.loss_name(entry) == "mae" else nets.mrrmse
     x, z = tf.constant(inputs, tf.int32), tf.constant(targets, tf.float32)
+    own_rows = int(np.ndim(inputs) == 3)  # gather each rep's batch from its own rows
+
+    def take(values, batch):  # batch: (reps, b) row indices -> (reps, b, ...)
+        return tf.gather(values, batch, batch_dims=own_rows)
+
     rep_seeds = tf.constant(seeds, tf.int64)
     full_batches, last_batch = divmod(rows, batch_size)  # the last, smaller batch included, as Keras fit does
     steps_per_epoch = full_batches + (last_batch > 0)
 
     def step(batch, masks):  # batch: (reps, b) row indices, each rep its own; masks: this step's dropout masks
         with tf.GradientTape() as tape:
-            losses = loss_fn(tf.gather(z, batch), stack(tf.gather(x, batch), masks))
+            losses = loss_fn(take(z, batch), stack(take(x, batch), masks))
             total = tf.reduce_sum(losses)
         optimizer.apply(tape.gradient(total, stack.trainable))
         return losses

@@ -84,12 +84,44 @@ def test_mismatched_rows_and_nan_predictions_are_clear_errors(tmp_path, tiny_dat
         evaluation.score_submission(tmp_path / "gene.csv", truth, tiny_data, "gene")
 
 
+def test_truth_files_pandas_wrote_or_as_csv_score_the_same(tmp_path, tiny_data):
+    """A parquet truth is read a block of genes at a time with pyarrow (pertnet/evaluation.py): the
+    index pandas stores as a column is not a gene, float32 genes are numbers, text genes an error."""
+    truth_path = tiny_data / evaluation.TRUTH_FILES[0]
+    truth = pd.read_parquet(truth_path)
+    genes = schemas.gene_columns(truth.columns)
+    noise = np.random.default_rng(1).normal(size=(len(truth), len(genes)))
+    submission = write_submission(tiny_data, tmp_path / "noisy.csv", noise)
+    expected = evaluation.score_submission(submission, truth_path, tiny_data, "noisy")[0]["scores"]["model"]
+    truth.sample(frac=1, random_state=0).to_parquet(tmp_path / "indexed.parquet")  # its index: a column
+    truth.astype({gene: np.float32 for gene in genes}).to_parquet(tmp_path / "float32.parquet")
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    for name in ("indexed.parquet", "float32.parquet", "truth.csv"):
+        scores = evaluation.score_submission(submission, tmp_path / name, tiny_data, "noisy")[0]["scores"]["model"]
+        assert scores["overall"] == pytest.approx(expected["overall"], rel=1e-6), name
+    truth.assign(**{genes[3]: "n.a."}).to_parquet(tmp_path / "text.parquet")
+    with pytest.raises(UserError, match=r"text\.parquet: .*gene column"):
+        evaluation.score_submission(submission, tmp_path / "text.parquet", tiny_data, "noisy")
+
+
+def test_scoring_a_submission_does_not_import_tensorflow(tmp_path, tiny_data, monkeypatch):
+    """Only --cv trains: loading TensorFlow would add seconds and 600 MB to every score table."""
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # -X importtime: each imported module on stderr
+    result = run_cli("evaluate", "--submission", write_submission(tiny_data, tmp_path / "perfect.csv"),
+                     "--truth", tiny_data / evaluation.TRUTH_FILES[0], "--data-dir", tiny_data, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "improves MRRMSE" in result.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "pandas" in imported and not {"tensorflow", "keras"} & imported
+
+
 def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     report_path, plot_path = tmp_path / "cv.json", tmp_path / "cv.png"
     result = run_cli("evaluate", "--stage", "simple", "--cv", "--reps", "1", "--epochs", "1",
                      "--json", report_path, "--plot", plot_path, *dirs(tmp_path, tiny_data), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "[cv repeat 2/2, fold 4/4 T regulatory cells] MRRMSE" in result.stdout  # progress and fold scores
+    assert "[cv repeat 2/2, fold 4/4 T regulatory cells] 129 held-out rows: MRRMSE" in result.stdout  # fold scores
+    assert "side by side" in result.stdout
     assert "baseline: compound mean" in result.stdout and "improves MRRMSE" in result.stdout
     report = json.loads(report_path.read_text())
     assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
@@ -102,7 +134,7 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     from PIL import Image
     with Image.open(plot_path) as image:
         image.verify()
-    assert not (tmp_path / "models").exists()  # the folds train into temporary folders
+    assert not (tmp_path / "models").exists()  # the folds train in memory
 
 
 def test_option_errors_are_one_line(tmp_path, tiny_data, capsys):

@@ -1,4 +1,6 @@
 """The Open Problems benchmark's format: h5ad in, h5ad out."""
+import re
+
 import anndata
 import numpy as np
 import pandas as pd
@@ -6,6 +8,8 @@ import pytest
 
 from conftest import TINY_GENES
 from pertnet import UserError, h5ad, synthetic
+
+LAYERS = r"P\.Value, adj\.P\.Value, clipped_sign_log10_pval, is_de, is_de_adj, logFC, sign_log10_pval"  # a regex
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +24,7 @@ def test_the_h5ad_holds_the_parquet_values_in_both_layers(h5ad_data):
     parquet = pd.read_parquet(h5ad_data / "de_train.parquet")
     assert genes == [c for c in parquet.columns if c.startswith("G")]
     assert obs[["cell_type", "sm_name"]].equals(parquet[["cell_type", "sm_name"]])
-    assert set(obs["split"]) == {"train"}
+    assert set(obs["split"]) == {"train", "control"}
     assert np.array_equal(values, parquet[genes].to_numpy(np.float32))
     assert dataset_id == f"pertnet_synthetic_seed0_genes{TINY_GENES}"
     _, _, clipped, _ = h5ad.read_observations(h5ad_data / "de_train.h5ad", layer=h5ad.CLIPPED_LAYER)
@@ -28,7 +32,7 @@ def test_the_h5ad_holds_the_parquet_values_in_both_layers(h5ad_data):
 
 
 def test_a_missing_layer_lists_the_layers_present(h5ad_data):
-    with pytest.raises(UserError, match=r"no layer 'counts'; layers present: clipped_sign_log10_pval, sign_log10_pval"):
+    with pytest.raises(UserError, match=rf"no layer 'counts'; layers present: {LAYERS}"):
         h5ad.read_observations(h5ad_data / "de_train.h5ad", layer="counts")
 
 
@@ -46,6 +50,7 @@ def test_the_prediction_file_has_the_benchmark_fields(tmp_path, h5ad_data):
     written = anndata.read_h5ad(path)
     assert list(written.obs_names) == [str(i) for i in id_map["id"]]
     assert list(written.var_names) == genes
+    assert written.layers["prediction"].dtype == np.float64  # the benchmark's spec: double
     assert np.array_equal(written.layers["prediction"], values)
     assert written.uns["dataset_id"] == "my_dataset"
     assert written.uns["method_id"] == h5ad.METHOD_ID
@@ -90,6 +95,7 @@ def test_predict_writes_the_benchmark_prediction(both_routes, h5ad_data):
     submission = pd.read_csv(both_routes / "h5ad_only" / "subs" / "simple_submission.csv")
     assert list(written.obs_names) == submission["id"].astype(str).tolist()
     assert list(written.var_names) == list(submission.columns[1:])
+    assert written.layers["prediction"].dtype == np.float64
     assert np.array_equal(written.layers["prediction"], submission.iloc[:, 1:].to_numpy(np.float32))
     assert written.uns["dataset_id"] == f"pertnet_synthetic_seed0_genes{TINY_GENES}"
     assert written.uns["method_id"] == h5ad.METHOD_ID
@@ -113,10 +119,10 @@ def test_a_missing_layer_is_one_line_and_writes_nothing(h5ad_data, tmp_path, cap
     folder.mkdir()
     (folder / "id_map.csv").write_bytes((h5ad_data / "id_map.csv").read_bytes())
     code = run("prepare_data", "--stage", "simple", "--data-dir", folder,
-               "--train-file", h5ad_data / "de_train.h5ad", "--layer", "logFC")
+               "--train-file", h5ad_data / "de_train.h5ad", "--layer", "counts")
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1
-    assert "no layer 'logFC'; layers present: clipped_sign_log10_pval, sign_log10_pval" in error
+    assert re.search(f"no layer 'counts'; layers present: {LAYERS}", error)
     assert sorted(p.name for p in folder.iterdir()) == ["id_map.csv"]
 
 

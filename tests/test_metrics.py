@@ -49,6 +49,32 @@ def test_nan_predictions_and_shape_mismatches_are_errors():
         metrics.row_rmse(np.array([[np.nan, 1.0]]), np.array([[0.0, 1.0]]))
     with pytest.raises(ValueError, match="same"):
         metrics.row_mae(np.zeros((2, 3)), np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="same"):  # row_scores works a block of rows at a time: checked whole
+        metrics.row_scores({"model": np.zeros((40, 3))}, np.zeros((2, 3)))
+
+
+def test_ranks_match_scipys_with_ties_and_repeated_rows():
+    from scipy.stats import rankdata
+
+    values = np.round(np.random.default_rng(0).normal(size=(40, 30)), 1)  # many ties
+    values[[5, 9, 33]] = values[2]  # repeated rows are ranked once
+    values[7] = 0.0
+    for layout in (values, np.asfortranarray(values)):
+        assert np.array_equal(metrics.rank_rows(layout), rankdata(values, axis=1))
+
+
+def test_row_scores_are_the_row_functions_numbers():
+    rng = np.random.default_rng(1)
+    truth = np.asfortranarray(rng.normal(size=(70, 50)))  # 3 blocks of rows; the layout evaluation reads
+    predictions = {"model": np.asfortranarray(truth + rng.normal(size=truth.shape)),
+                   "baseline": np.tile(rng.normal(size=50).astype(np.float32), (70, 1))}
+    functions = dict(mrrmse=metrics.row_rmse, mae=metrics.row_mae, pearson=metrics.row_pearson,
+                     spearman=metrics.row_spearman, cosine=metrics.row_cosine)
+    scores = metrics.row_scores(predictions, truth)
+    for key, predicted in predictions.items():
+        assert list(scores[key]) == list(metrics.METRICS)
+        for name, function in functions.items():
+            assert np.array_equal(scores[key][name], function(predicted, truth)), (key, name)
 
 
 def test_baselines():

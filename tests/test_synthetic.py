@@ -1,10 +1,12 @@
 """The synthetic dataset must match the competition's schema and look and behave like it."""
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from benchmark_api import FORMATS, problems
 from pertnet import synthetic
 
 N_GENES = 200
@@ -104,3 +106,54 @@ def test_cli_writes_and_reports(tmp_path, capsys):
     assert synthetic.main(["--out", str(tmp_path), "--genes", "50", "--seed", "3", "--stats", str(tmp_path)]) == 0
     assert "test_mrrmse_compound_mean" in capsys.readouterr().out
     assert len(pd.read_parquet(tmp_path / "de_train.parquet").columns) == len(synthetic.META) + 50
+
+
+@pytest.fixture(scope="module")
+def h5ad_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synthetic_h5ad")
+    synthetic.generate(out, n_genes=N_GENES, seed=0, as_h5ad=True)
+    return out
+
+
+def test_the_h5ad_files_change_none_of_the_other_files(h5ad_dir, data_dir):
+    assert sorted(p.name for p in h5ad_dir.iterdir()) == sorted(FILES + ["de_train.h5ad", "de_test.h5ad"])
+    for name in FILES:
+        assert (h5ad_dir / name).read_bytes() == (data_dir / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("name, splits", [("de_train", {"train", "control"}), ("de_test", {"private_test"})])
+def test_the_h5ad_files_hold_every_field_the_benchmark_requires(h5ad_dir, name, splits):
+    adata = anndata.read_h5ad(h5ad_dir / f"{name}.h5ad")
+    assert problems(adata, name) == []
+    split_field = next(f for f in FORMATS[name]["obs"] if f["name"] == "split")
+    assert set(adata.obs["split"]) == splits <= set(split_field["choices"])
+    assert ((adata.obs["split"] == "control") == adata.obs["control"]).all()
+    cells = adata.uns["single_cell_obs"]
+    per_pair = cells.groupby(["cell_type", "sm_name"]).donor_id.nunique()
+    assert sorted(per_pair.index) == sorted(zip(adata.obs["cell_type"], adata.obs["sm_name"]))
+    assert (per_pair == len(synthetic.DONORS)).all() and cells.index.is_unique
+
+
+def benjamini_hochberg(p):
+    """The textbook adjustment over every value: p * n / rank, made monotone from the largest down."""
+    flat = p.ravel()
+    order = np.argsort(flat)
+    scaled = flat[order] * flat.size / np.arange(1, flat.size + 1)
+    adjusted = np.empty_like(flat)
+    adjusted[order] = np.minimum(1, np.minimum.accumulate(scaled[::-1])[::-1])
+    return adjusted.reshape(p.shape)
+
+
+@pytest.mark.parametrize("name", ["de_train", "de_test"])
+def test_the_h5ad_layers_follow_from_one_truth(h5ad_dir, name):
+    layers = anndata.read_h5ad(h5ad_dir / f"{name}.h5ad").layers
+    parquet = pd.read_parquet(h5ad_dir / f"{name}.parquet")
+    signed, p_value, adjusted = layers["sign_log10_pval"], layers["P.Value"], layers["adj.P.Value"]
+    assert np.array_equal(signed, parquet[synthetic.gene_names(N_GENES)].to_numpy())
+    assert np.allclose(np.sign(layers["logFC"]) * -np.log10(p_value), signed, rtol=0, atol=1e-12)
+    assert np.array_equal(np.sign(layers["logFC"]), np.sign(signed))
+    assert np.array_equal(layers["clipped_sign_log10_pval"], np.clip(signed, -4, 4))
+    assert np.allclose(adjusted, benjamini_hochberg(p_value), rtol=1e-12, atol=0)
+    assert np.array_equal(layers["is_de"], p_value < 0.05)
+    assert np.array_equal(layers["is_de_adj"], adjusted < 0.05)
+    assert 0 < layers["is_de_adj"].mean() < layers["is_de"].mean() < 1

@@ -86,3 +86,13 @@ def test_a_rep_learns_the_same_whichever_reps_train_beside_it():
     beside_others = training.train_entry(entry, x, z, 12, [5, 6, 7])[1]
     alone = training.train_entry(entry, x, z, 12, [6])[0]
     assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(beside_others, alone))
+
+
+def test_reps_with_their_own_rows_learn_what_they_learn_alone():
+    """Cross-validation trains folds side by side: each rep its own inputs and targets."""
+    entry = dataclasses.replace(stage_entries("stage_1")[0], epochs=3, bs=16, n_dim=4)
+    (x1, z1), (x2, z2) = small_problem(entry, seed=1), small_problem(entry, seed=2)
+    together = training.train_entry(entry, np.stack([x1, x2]), np.stack([z1, z2]), 12, [5, 6])
+    alone = [training.train_entry(entry, x, z, 12, [seed])[0] for x, z, seed in ((x1, z1, 5), (x2, z2, 6))]
+    for rep in range(2):
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(together[rep], alone[rep]))

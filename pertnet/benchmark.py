@@ -1,0 +1,110 @@
+"""python -m pertnet.benchmark: the method as an Open Problems perturbation-prediction benchmark component.
+
+It takes the benchmark's method arguments (copied in tests/benchmark_api/method_arguments.json; the viash
+component is pertnet/config.vsh.yaml), runs a stage end to end as `python -m repro` does (stage_2 runs
+stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage and --epochs
+are pertnet's own additions.
+"""
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import config
+from pertnet import Interrupted, UserError, cli, data, pipeline
+from pertnet.entries import stage_entries
+from pertnet.files import atomic_path, require_writable
+from pertnet.options import Options
+
+## VIASH START
+par = None  # viash (pertnet/config.vsh.yaml) replaces this block with a dict of the component's arguments
+## VIASH END
+
+
+class _Parser(cli._Parser):
+    """The commands' parser (no abbreviations, one-line errors, TensorFlow loaded quietly), named as run."""
+
+    def error(self, message):
+        raise UserError(f"{message}; see `python -m pertnet.benchmark --help`")
+
+
+def parser():
+    p = _Parser(tensorflow=True, prog="python -m pertnet.benchmark", description=__doc__.split("\n")[0])
+    p.add_argument("--de_train", type=Path,
+                   help="the benchmark's de_train.h5ad (optional in the benchmark's interface; this method needs it)")
+    p.add_argument("--id_map", type=Path, required=True, help="id_map.csv: the pairs to predict, in output order")
+    p.add_argument("--layer", default="clipped_sign_log10_pval",
+                   help="the de_train layer the networks train on (default %(default)s)")
+    p.add_argument("--output", type=Path, required=True, help="the prediction h5ad to write")
+    p.add_argument("--output_model", type=Path,
+                   help="keep the trained models in this folder (default: a temporary folder, removed at the end); "
+                        "a rerun with the same folder skips the entries already trained")
+    p.add_argument("--reps", type=cli.positive_int,
+                   help="reps of every entry (default: as configured, 10 in stage_1 and stage_2, the benchmark's "
+                        "default); another count departs from the original")
+    p.add_argument("--stage", choices=config.STAGE_NAMES, default="stage_2",
+                   help="the stage to run (default %(default)s, the method the benchmark runs)")
+    p.add_argument("--epochs", type=cli.positive_int,
+                   help="override every entry's epochs (departs from the original; for quick runs)")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    _check(args)
+    with tempfile.TemporaryDirectory(prefix="pertnet-benchmark-") as folder:
+        work = Path(folder)
+        id_map = work / "data" / data.ID_MAP_FILE  # where the pipeline looks for it
+        id_map.parent.mkdir()
+        try:
+            shutil.copyfile(args.id_map, id_map)
+        except OSError as error:
+            raise UserError(f"argument --id_map: {args.id_map}: cannot read it ({error.strerror})") from None
+        options = Options(stage=args.stage, data_dir=id_map.parent, models_dir=args.output_model or work / "models",
+                          submissions_dir=work / "submissions", reps=_departing_reps(args.stage, args.reps),
+                          epochs=args.epochs, train_file=args.de_train, layer=args.layer, output_format="h5ad")
+        try:
+            prediction = pipeline.repro(options)
+        except UserError as error:  # name the user's id_map, not its copy
+            raise UserError(str(error).replace(str(id_map), str(args.id_map))) from None
+        except Interrupted as stop:
+            if args.output_model is None:
+                stop.kept = ("the models were in a temporary folder, now removed; pass --output_model DIR to keep "
+                             "them, and rerun with it to resume")
+            raise
+        with atomic_path(args.output) as tmp:
+            shutil.copyfile(prediction, tmp)
+    print(f"[{args.stage}] prediction -> {args.output}")
+
+
+def _check(args):
+    """The paths, before any training: one line naming the argument."""
+    if args.de_train is None:
+        raise UserError("argument --de_train: this method trains on the benchmark's de_train.h5ad; give its path")
+    for option, path in (("--de_train", args.de_train), ("--id_map", args.id_map)):
+        if not path.is_file():
+            raise UserError(f"argument {option}: no file {path}")
+    if args.de_train.suffix != ".h5ad":
+        raise UserError(f"argument --de_train: {args.de_train} is not an .h5ad file (the benchmark's de_train.h5ad)")
+    if args.output.is_dir():
+        raise UserError(f"argument --output: {args.output} is a folder; give the prediction file's path")
+    require_writable(args.output.parent, "--output")
+    if args.output_model is not None:
+        require_writable(args.output_model, "--output_model")
+
+
+def _departing_reps(stage, reps):
+    """--reps as an override, or None where it is every entry's configured count: the benchmark always
+    passes --reps (default 10, the count of stage_1 and stage_2), and only another count departs."""
+    stages = (stage, config.PSEUDOLABEL_SOURCE.get(stage, stage))
+    configured = {entry.reps for name in stages for entry in stage_entries(name)}
+    return None if configured == {reps} else reps
+
+
+def _viash_argv(arguments):
+    """The command line that viash's `par` stands for (an argument not given is None there)."""
+    return [text for name, value in arguments.items() if value is not None for text in (f"--{name}", str(value))]
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main, None if par is None else _viash_argv(par)))

@@ -1,0 +1,322 @@
+"""Tuning as the author did: an optuna study of one entry's hyperparameters, or of a stage's
+ensemble weights, minimising the cross-validated MRRMSE of pertnet/crossval.py.
+
+A study lives in a database: an SQLite file under the tuning folder by default, or any URL optuna
+takes (postgresql://user@host:port/db), which several processes or machines share: each adds its
+--trials to the one study. The entry's own configured values are the first trial. Each trial's
+draws are seeded from --seed and the trial's number (workers never repeat each other), while
+every trial's CV trains with the same seeds (trials compare fairly). The best result is written
+as a stages file (config.py's form) that --stages gives to train, predict, repro and evaluate.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+import config
+from pertnet import Interrupted, UserError, metrics
+from pertnet.crossval import CrossValidation
+from pertnet.entries import FAMILY_FIELDS, read_stages, stage_entries, write_stages
+from pertnet.files import load_npz, save_npz
+from pertnet.stage import combine
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
+NOT_SEARCHED = {6: ("dropout_1",)}  # family 6 carries a dropout_1 its network never uses
+
+
+def search_space(entry, fixed=()):
+    """{field: (kind, low, high, step)} over the hyperparameters of the entry's family (config.SEARCH_SPACE),
+    less the `fixed` ones (--reps / --epochs)."""
+    fields = ["lr", "emb_out", *FAMILY_FIELDS[entry.architecture], "epochs", "bs", "n_dim"]
+    return {name: tuple(config.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
+            for name in fields if name not in fixed and name not in NOT_SEARCHED.get(entry.architecture, ())}
+
+
+def suggest(trial, space):
+    """One value per field of `space`, drawn by the trial's sampler."""
+    params = {}
+    for name, (kind, low, high, step) in space.items():
+        if kind == "int":
+            params[name] = trial.suggest_int(name, low, high, step=step)
+        else:
+            params[name] = trial.suggest_float(name, low, high, log=kind == "log")
+    return params
+
+
+class SeededPerTrial(optuna.samplers.BaseSampler):
+    """optuna's TPE sampler, its random draws seeded from (seed, trial number): two workers on one
+    study draw differently, and the same trial number draws the same on a rerun."""
+
+    def __init__(self, seed):
+        self.seed, self._current = seed, (None, None)
+
+    def _tpe(self, trial):
+        if self._current[0] != trial.number:
+            from pertnet.training import derive_seed
+
+            self._current = (trial.number, optuna.samplers.TPESampler(seed=derive_seed(self.seed, "tune", trial.number)))
+        return self._current[1]
+
+    def infer_relative_search_space(self, study, trial):
+        return self._tpe(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._tpe(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study, trial):
+        self._tpe(trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self._tpe(trial).after_trial(study, trial, state, values)
+
+
+def storage_url(url, tuning_dir):
+    """(the URL to open, the URL to show: without its password); default: tuning_dir/optuna.db."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = url or f"sqlite:///{Path(tuning_dir) / 'optuna.db'}"
+    try:
+        return url, make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise UserError(f"--storage {url!r} is not a database URL; e.g. sqlite:///tuning/optuna.db or "
+                        "postgresql://user@host:5432/db") from None
+
+
+def open_study(url, shown, name, attrs, seed):
+    """The study `name` in the storage at `url`, created if new; one made for another entry, search
+    space or fixed values is refused (its trials would not compare)."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("sqlite:///"):
+        Path(make_url(url).database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        storage = _rdb_storage(url)
+    except Exception as error:  # unreachable server, refused credentials, missing driver, unwritable file
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        password = make_url(url).password
+        raise UserError(f"cannot open the study storage {shown}: "
+                        f"{message.replace(password, '***') if password else message}; "
+                        "check the URL (--storage), the server and its credentials") from None
+    study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True,
+                                sampler=SeededPerTrial(seed),
+                                pruner=optuna.pruners.PercentilePruner(75.0, n_startup_trials=4, n_warmup_steps=2))
+    differ = [key for key, value in study.user_attrs.items() if attrs.get(key) != value]
+    if differ:
+        raise UserError(f"study {name!r} in {shown} was made for another {', '.join(differ)} "
+                        f"({', '.join(f'{k}={study.user_attrs[k]}' for k in differ)}); "
+                        "give this search another --study name")
+    for key, value in attrs.items():
+        if key not in study.user_attrs:
+            study.set_user_attr(key, value)
+    return study
+
+
+def _rdb_storage(url, attempts=5):
+    """optuna's storage at `url`; workers that start together on a new database race to create its
+    tables, and all but one are refused the first time: they try again."""
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+# ---------------------------------------------------------------- one entry's hyperparameters
+
+def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, plot_path=None, log=print):
+    """Add `trials` trials to the study of entry `entry_id`; write the best entry into `out`."""
+    (base,) = stage_entries(options.stage, ids=[entry_id], stages_file=options.stages_file)  # as configured
+    fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
+    space = search_space(base, fixed)
+    start = {name: getattr(base, name) for name in space}
+    name = study_name or f"{options.stage}-entry-{entry_id}"
+    url, shown = storage_url(storage, tuning_dir)
+    cv = CrossValidation(options)  # reads and checks the data before anything is written
+    study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
+                                              space={k: list(v) for k, v in space.items()}, fixed=fixed,
+                                              start=start), options.seed)
+    study.enqueue_trial(start, skip_if_exists=True)  # the author's configuration first
+    log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}; searching "
+        f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
+
+    def objective(trial):
+        trial.set_user_attr("worker", WORKER)
+        entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
+        scores = []
+        for step, result in enumerate(cv.results([entry], log=lambda line: None)):  # folds as they finish
+            scores.append(metrics.mrrmse(result.prediction, result.truth))
+            trial.set_user_attr("fold_scores", scores)
+            trial.report(float(np.mean(scores)), step)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return float(np.mean(scores))
+
+    _optimize(study, objective, trials, start, name, log)
+    best = dataclasses.replace(base, **study.best_trial.params)  # configured reps (and epochs, where fixed)
+    _log_result(study, start, name, log)
+    stages = _base_stages(options)
+    stages[options.stage] = [best if e.id == entry_id else e for e in stages[options.stage]]
+    _write_result(out or Path(tuning_dir) / f"{name}.json", stages, study, plot_path, log)
+    return study
+
+
+# ---------------------------------------------------------------- a stage's ensemble weights
+
+def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_path=None, log=print):
+    """Add `trials` trials to the study of the stage's ensemble weights, scored on the entries'
+    out-of-fold predictions (computed once, cached under tuning_dir); write the best weights into `out`."""
+    entries = options.entries()
+    start = {f"weight_{e.id}": e.weight for e in entries}
+    name = study_name or f"{options.stage}-weights"
+    url, shown = storage_url(storage, tuning_dir)
+    cv = CrossValidation(options)
+    fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
+    study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
+                                              seed=options.seed, fixed=fixed, start=start), options.seed)
+    folds = out_of_fold_predictions(cv, entries, tuning_dir, log)
+    study.enqueue_trial(start, skip_if_exists=True)
+    log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}")
+
+    def objective(trial):
+        trial.set_user_attr("worker", WORKER)
+        weights = [trial.suggest_float(key, *config.WEIGHT_RANGE) for key in start]
+        if sum(weights) == 0:
+            raise optuna.TrialPruned()
+        scores = [metrics.mrrmse(combine(fold["entries"], weights, fold["clip_low"], fold["clip_high"]), fold["truth"])
+                  for fold in folds]
+        trial.set_user_attr("fold_scores", scores)
+        return float(np.mean(scores))
+
+    _optimize(study, objective, trials, start, name, log)
+    _log_result(study, start, name, log)
+    best = study.best_trial.params
+    stages = _base_stages(options)
+    stages[options.stage] = [dataclasses.replace(e, weight=best[f"weight_{e.id}"]) for e in stages[options.stage]]
+    _write_result(out or Path(tuning_dir) / f"{name}.json", stages, study, plot_path, log)
+    return study
+
+
+def out_of_fold_predictions(cv, entries, tuning_dir, log):
+    """Per fold: each entry's prediction of the held-out rows, their truth and the fold's clip bounds;
+    computed once per data, seed and entries, and cached under tuning_dir."""
+    digest = hashlib.sha256(json.dumps([cv.stage_name, [f.seed for f in cv.folds], [e.as_dict() for e in entries]])
+                            .encode())
+    for frame in (cv.train, cv.pseudolabels) if len(cv.pseudolabels) else (cv.train,):
+        digest.update(np.ascontiguousarray(frame[cv.genes].to_numpy(np.float32)).tobytes())
+        digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
+    path = Path(tuning_dir) / f"oof-{cv.stage_name}-{digest.hexdigest()[:16]}.npz"
+    if path.is_file():
+        log(f"[tune] out-of-fold predictions of {len(entries)} entries: read from {path}")
+        arrays = load_npz(path, f"delete {path}: it is recomputed")
+        return [{key: arrays[f"{number}_{key}"] for key in ("entries", "truth", "clip_low", "clip_high")}
+                for number in range(len(cv.folds))]
+    log(f"[tune] out-of-fold predictions of {len(entries)} entries, trained once")
+    results = sorted(cv.results(entries, log, keep_entry_predictions=True), key=lambda r: (r.fold.repeat, r.fold.number))
+    folds = [dict(entries=np.stack(r.entry_predictions), truth=r.truth, clip_low=r.clip_low, clip_high=r.clip_high)
+             for r in results]
+    save_npz(path, **{f"{number}_{key}": value for number, fold in enumerate(folds) for key, value in fold.items()})
+    log(f"[tune] out-of-fold predictions -> {path}")
+    return folds
+
+
+# ---------------------------------------------------------------- running, reporting, writing
+
+def _optimize(study, objective, trials, start, name, log):
+    """study.optimize with a line per trial; a stop signal ends it with what the study keeps."""
+    started, mine = time.perf_counter(), []
+
+    def report(study, trial):
+        mine.append(trial)
+        changed = ", ".join(f"{k} {_shown(v)} (start {_shown(start[k])})" for k, v in trial.params.items()
+                            if v != start.get(k)) or "the starting configuration"
+        folds = " ".join(f"{s:.4f}" for s in trial.user_attrs.get("fold_scores", []))
+        outcome = (f"CV {trial.value:.4f}" if trial.state == optuna.trial.TrialState.COMPLETE
+                   else f"{trial.state.name.lower()} after {len(trial.user_attrs.get('fold_scores', []))} fold(s)")
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = min(complete, key=lambda t: t.value) if complete else None
+        left = (time.perf_counter() - started) / len(mine) * (trials - len(mine))
+        log(f"[tune {name}] trial {trial.number} ({len(mine)}/{trials} here): {changed}; folds {folds or '-'}; "
+            f"{outcome}; best {f'{best.value:.4f} (trial {best.number})' if best else '-'}; about {left:.0f}s left")
+
+    try:
+        study.optimize(objective, n_trials=trials, callbacks=[report])
+    except KeyboardInterrupt as stop:
+        raise Interrupted(getattr(stop, "signum", signal.SIGINT), f"study {name!r} keeps its {len(study.trials)} "
+                          "trials; rerun the same command to add more") from None
+
+
+def _finished(study):
+    return sum(t.state.is_finished() for t in study.trials)
+
+
+def _shown(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _log_result(study, start, name, log):
+    """The best trial against the starting (the author's) configuration, as a table."""
+    states = [t.state for t in study.trials]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    author = next((t for t in complete if t.params == start), None)
+    best = study.best_trial
+    workers = sorted({t.user_attrs.get("worker", "?") for t in study.trials})
+    log(f"\n[tune {name}] {len(study.trials)} trials ({states.count(optuna.trial.TrialState.COMPLETE)} complete, "
+        f"{states.count(optuna.trial.TrialState.PRUNED)} pruned) by {len(workers)} worker(s)")
+    log(f"  {'':<14}{'author':>12}{'best':>12}")
+    for key, value in start.items():
+        log(f"  {key:<14}{_shown(value):>12}{_shown(best.params[key]):>12}")
+    log(f"  {'CV MRRMSE':<14}{(f'{author.value:.4f}' if author else '-'):>12}{best.value:>12.4f}"
+        f"{'  (the author' + chr(39) + 's configuration is the best)' if author is best else ''}")
+
+
+def _base_stages(options):
+    """Every stage's entries, from --stages where given, else config.py (what the result updates)."""
+    stages = {stage: stage_entries(stage) for stage in config.STAGES}
+    if options.stages_file is not None:
+        stages.update(read_stages(options.stages_file))
+    return stages
+
+
+def _write_result(path, stages, study, plot_path, log):
+    write_stages(path, stages)
+    log(f"best -> {path} (use it with --stages {path})")
+    if plot_path:
+        plot_history(plot_path, study)
+        log(f"plot -> {plot_path}")
+
+
+def plot_history(path, study):
+    """The optimisation history: each complete trial's CV MRRMSE and the best so far, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pertnet.files import atomic_path
+
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    figure, axes = plt.subplots(figsize=(8, 5))
+    axes.scatter([t.number for t in complete], [t.value for t in complete], s=16, label="trial")
+    axes.step([t.number for t in complete], np.minimum.accumulate([t.value for t in complete]), where="post",
+              color="k", label="best so far")
+    axes.set(xlabel="trial", ylabel="CV MRRMSE", title=f"study {study.study_name}")
+    axes.legend()
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)

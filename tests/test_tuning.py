@@ -1,0 +1,134 @@
+"""python -m tune: studies in SQLite and on a real PostgreSQL server shared by two workers, the
+weights study, the stages file it writes, and its errors. Tiny data, 1 rep x 1 epoch."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+import config
+import predict
+import train
+import tune
+from conftest import ROOT, dirs
+from pertnet import cli, tuning
+from pertnet.entries import read_stages, stage_entries
+
+QUICK = ["--reps", "1", "--epochs", "1"]
+
+
+@pytest.fixture
+def data(tiny_source, tmp_path):
+    shutil.copytree(tiny_source, tmp_path / "data", ignore=shutil.ignore_patterns("de_test.parquet"))
+    return tmp_path / "data"
+
+
+def tune_args(tmp_path, data, *args):
+    return ["--stage", "stage_1", *QUICK, "--data-dir", str(data), "--tuning-dir", str(tmp_path / "tuning"),
+            *map(str, args)]
+
+
+def test_the_search_space_holds_every_configured_value():
+    for stage in config.STAGES:
+        for entry in stage_entries(stage):
+            for name, (kind, low, high, step) in tuning.search_space(entry).items():
+                value = getattr(entry, name)
+                assert low <= value <= high, (stage, entry.id, name)
+                assert step is None or (value - low) % step == 0, (stage, entry.id, name)
+    assert "epochs" not in tuning.search_space(stage_entries("simple")[0], fixed={"epochs": 1})
+
+
+def test_two_workers_share_one_study_on_postgresql(postgres_url, tmp_path, data):
+    url = postgres_url.replace("tuner@", "tuner:secret@")  # the server trusts loopback; the password is for show
+    args = tune_args(tmp_path, data, "--entry", "1", "--trials", "1", "--storage", url, "--out", tmp_path / "best.json")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [subprocess.Popen([sys.executable, "-m", "tune", *args], cwd=tmp_path, env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (out, err) in zip(workers, outputs):
+        assert worker.returncode == 0, err
+        assert "secret" not in out + err and "tuner:***@127.0.0.1" in out
+    study = optuna.load_study(study_name="stage_1-entry-1", storage=postgres_url)
+    assert len(study.trials) == 2 and all(t.state.is_finished() for t in study.trials)  # 1 + 1
+    assert len({t.user_attrs["worker"] for t in study.trials}) == 2  # both contributed their trial
+    (entry,) = stage_entries("stage_1", ids=["1"])
+    assert study.trials[0].params == dict(lr=entry.lr, emb_out=entry.emb_out, bs=entry.bs, n_dim=entry.n_dim)
+    assert len({tuple(t.params.values()) for t in study.trials}) == 2  # the second drew its own
+    tuned = {e.id: e for e in read_stages(tmp_path / "best.json")["stage_1"]}
+    assert {k: getattr(tuned["1"], k) for k in study.best_params} == study.best_params
+    assert tuned["1"].reps == entry.reps and tuned["1"].epochs == entry.epochs  # configured, not the quick look
+
+
+def test_the_default_sqlite_study_resumes_and_plots(tmp_path, data, capsys):
+    args = tune_args(tmp_path, data, "--entry", "1", "--trials", "1")
+    assert cli.run(tune.main, args) == 0
+    assert cli.run(tune.main, [*args, "--plot", str(tmp_path / "history.png")]) == 0
+    log = capsys.readouterr().out
+    assert "sqlite:///" in log and "1 trial(s) so far; adding 1" in log
+    assert (tmp_path / "tuning" / "optuna.db").is_file()
+    assert (tmp_path / "history.png").read_bytes()[:4] == b"\x89PNG"
+    study = optuna.load_study(study_name="stage_1-entry-1", storage=f"sqlite:///{tmp_path / 'tuning' / 'optuna.db'}")
+    assert [t.number for t in study.trials] == [0, 1]
+    assert "trial 1 (1/1 here)" in log and "CV MRRMSE" in log
+
+
+def test_a_weights_study_reuses_its_cached_out_of_fold_predictions(tmp_path, data, capsys):
+    two = {"stage_1": [e.as_dict() for e in stage_entries("stage_1", ids=["1", "5"])]}
+    (tmp_path / "two.json").write_text(json.dumps(two))
+    args = tune_args(tmp_path, data, "--weights", "--trials", "3", "--stages", tmp_path / "two.json",
+                     "--out", tmp_path / "weights.json")
+    assert cli.run(tune.main, args) == 0
+    assert "out-of-fold predictions ->" in capsys.readouterr().out
+    assert cli.run(tune.main, args) == 0
+    assert "out-of-fold predictions of 2 entries: read from" in capsys.readouterr().out
+    study = optuna.load_study(study_name="stage_1-weights", storage=f"sqlite:///{tmp_path / 'tuning' / 'optuna.db'}")
+    assert len(study.trials) == 6
+    weights = {e.id: e.weight for e in read_stages(tmp_path / "weights.json")["stage_1"]}
+    assert weights == {"1": study.best_params["weight_1"], "5": study.best_params["weight_5"]}
+
+
+def test_a_tuned_stage_trains_and_predict_refuses_the_wrong_configuration(tmp_path, data, capsys):
+    stages = {"simple": [{**config.STAGES["simple"][0], "lr": 0.003, "weight": 0.5}]}
+    (tmp_path / "tuned.json").write_text(json.dumps(stages))
+    common = ["--stage", "simple", *map(str, dirs(tmp_path, data))]
+    import prepare_data
+    assert cli.run(prepare_data.main, common) == 0
+    assert cli.run(train.main, [*common, "--epochs", "1", "--stages", str(tmp_path / "tuned.json")]) == 0
+    capsys.readouterr()
+    assert cli.run(predict.main, common) == 2
+    error = capsys.readouterr().err
+    assert "model_7/ was trained with the entry of" in error and "tuned.json, not config.py's (weight, lr differ)" in error
+    assert cli.run(predict.main, [*common, "--stages", str(tmp_path / "tuned.json")]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--entry", "9", "--trials", "1"], "stage stage_1 has no entries 9; its entries are 1, 2, 3, 5, 6, 7, 8"),
+    (["--entry", "1", "--trials", "0"], "argument --trials: must be a positive integer, got '0'"),
+    (["--trials", "1"], "one of the arguments --entry --weights is required"),
+    (["--entry", "1", "--trials", "1", "--storage", "not a url"], "--storage 'not a url' is not a database URL"),
+    (["--entry", "1", "--trials", "1", "--storage", "postgresql://me:secret@127.0.0.1:1/db"],
+     "cannot open the study storage postgresql://me:***@127.0.0.1:1/db"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, data, capsys, args, message):
+    assert cli.run(tune.main, tune_args(tmp_path, data, *args)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error and "secret" not in error, error
+    assert not (tmp_path / "tuning").exists()
+
+
+def test_a_study_made_for_another_entry_is_refused(tmp_path, data, capsys):
+    assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "1", "--trials", "1", "--study", "mine")) == 0
+    assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "5", "--trials", "1", "--study", "mine")) == 2
+    assert "study 'mine' in sqlite:///" in capsys.readouterr().err
+
+
+def test_a_stages_file_with_a_bad_field_is_refused_before_any_work(tmp_path, data, capsys):
+    entry = {k: v for k, v in config.STAGES["stage_1"][0].items() if k != "lr"}
+    (tmp_path / "bad.json").write_text(json.dumps({"stage_1": [entry]}))
+    assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "1", "--trials", "1", "--stages",
+                                        tmp_path / "bad.json")) == 2
+    assert "bad.json, stage stage_1: entry '1': missing field(s) lr" in capsys.readouterr().err
+    assert not (tmp_path / "tuning").exists()
