@@ -34,7 +34,7 @@ def _centred(values):
 
 
 def _cosine(predictions, truth, truth_norms):
-    """Row-wise cosine; truth_norms: the truth's row norms, which row_scores computes once per truth."""
+    """Row-wise cosine; truth_norms: the truth's row norms (row_scores computes them once per block)."""
     norms = np.linalg.norm(predictions, axis=1) * truth_norms
     dots = np.sum(predictions * truth, axis=1)
     return np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)

@@ -36,7 +36,7 @@ def prepare(options, log=print):
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     genes = schemas.gene_columns(train.columns)
     if not from_h5ad:
-        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
+        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)
         data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, train_path.name)
     Vocabulary().fit(train.cell_type, train.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
@@ -118,7 +118,7 @@ def predict(options, log=print):
     trained_on = f"the genes the models in {bundle.stage_dir(options.models_dir, stage_name)}/ were trained on"
     order = stage.genes
     if (data_dir / data.SAMPLE_FILE).is_file():
-        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map)
+        order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)
         data.check_same_genes(order, stage.genes, data_dir / data.SAMPLE_FILE, trained_on)
     inputs = stage.encode_pairs(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} (against "
                                 f"the vocabulary of the models in {bundle.stage_dir(options.models_dir, stage_name)}/)")

@@ -193,10 +193,12 @@ def test_sample_submission_with_other_genes(tmp_path, tiny_data):
                   "2 missing (e.g. G001, G002)", "1 extra (e.g. XYZ)")
 
 
-def test_sample_submission_with_other_ids(tmp_path, tiny_data):
+def test_a_sample_submission_of_another_test_set_gives_the_gene_order_alone(tmp_path, tiny_data):
     edit_csv(tiny_data / "sample_submission.csv", lambda f: f.assign(id=f["id"].where(f["id"] != 0, 9999)))
-    prepare_fails(tmp_path, tiny_data, "sample_submission.csv: its ids differ from id_map.csv's",
-                  "1 missing (e.g. 0), 1 extra (e.g. 9999), 0 repeated")
+    assert cli.run(prepare_data.main, ["--stage", "simple", *map(str, dirs(tmp_path, tiny_data))]) == 0
+    note = fails.capsys.readouterr().out.splitlines()[0]
+    assert note.startswith("note: ") and "sample_submission.csv belongs to another test set" in note
+    assert "1 missing (e.g. 0), 1 extra (e.g. 9999)" in note and "the rows follow id_map.csv" in note
 
 
 # -- options and output folders ------------------------------------------------------------------
@@ -319,6 +321,16 @@ def test_predict_with_bundles_of_another_training_run(trained):
 def test_predict_with_bundles_of_other_genes(trained):
     edit_csv(trained / "data/sample_submission.csv", lambda f: f.drop(columns="G003"))
     predict_fails(trained, "gene columns differ from the genes the models in", "1 missing (e.g. G003)")
+
+
+def test_predict_on_a_new_id_map_with_the_competitions_sample_submission(trained):
+    """The original's flow: replace id_map.csv with a new test set, keep sample_submission.csv."""
+    edit_csv(trained / "data/id_map.csv", lambda f: f.iloc[100:110].assign(id=range(1000, 1010)))
+    assert cli.run(predict.main, ["--stage", "simple", *map(str, dirs(trained, trained / "data"))]) == 0
+    assert "sample_submission.csv belongs to another test set" in fails.capsys.readouterr().out
+    submission = pd.read_csv(trained / "submissions/simple_submission.csv")
+    assert submission["id"].tolist() == list(range(1000, 1010))
+    assert list(submission.columns) == list(pd.read_csv(trained / "data/sample_submission.csv", nrows=0).columns)
 
 
 def test_predict_with_labels_outside_the_bundles_vocabulary(trained):
