@@ -29,7 +29,7 @@ def main(argv=None):
     options = cli.options(args)
     data_dir = options.data_dir
     if args.cv:
-        cli._import_tensorflow_quietly()
+        cli.import_tensorflow_quietly()
         result = evaluation.cross_validate(options)
     else:
         submission = args.submission or data.submission_path(args.submissions_dir, args.stage)

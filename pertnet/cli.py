@@ -11,7 +11,7 @@ from pertnet.entries import read_stages
 from pertnet.options import Options
 
 
-def _import_tensorflow_quietly():
+def import_tensorflow_quietly():
     """Import TensorFlow with stderr muted: its C++ start-up notes would bury our one-line errors."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     saved = os.dup(2)
@@ -49,7 +49,7 @@ class _Parser(argparse.ArgumentParser):
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
         if self.tensorflow:
-            _import_tensorflow_quietly()
+            import_tensorflow_quietly()
         return parsed
 
 

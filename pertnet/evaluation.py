@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from pertnet import UserError, crossval, data, metrics, schemas
 from pertnet.files import atomic_path, write_text
@@ -38,7 +37,7 @@ def _read_table(path, role, layer=None):
         return obs, genes, values
     try:
         if suffix == ".parquet":
-            return _read_parquet(path)
+            return data.read_parquet(path)
         # pandas' C parser, the whole file at once: half the memory of pyarrow's, and half the time of
         # its own default (low_memory), which parses 18,211 columns in pieces and glues each back together
         frame = data._read(path, lambda csv: pd.read_csv(csv, low_memory=False))
@@ -46,23 +45,6 @@ def _read_table(path, role, layer=None):
         return frame[frame.columns.difference(genes, sort=False)], genes, frame[genes].to_numpy(np.float64)
     except (TypeError, ValueError):
         raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
-
-
-def _read_parquet(path, columns_at_once=2000):
-    """(the non-gene columns as a frame, the genes, their float64 values) of a parquet file. The genes go
-    straight into one array, a few thousand columns at a time: pandas' read of all 18,211 at once takes
-    three times the memory and twice the time."""
-    data._read(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
-    file = pq.ParquetFile(path)
-    names = file.schema_arrow.names
-    index = (file.schema_arrow.pandas_metadata or {}).get("index_columns", [])  # a pandas index: not a gene
-    genes = schemas.gene_columns([name for name in names if name not in index])
-    values = np.empty((file.metadata.num_rows, len(genes)), order="F")  # filled by blocks of columns
-    for start in range(0, len(genes), columns_at_once):
-        block = file.read(columns=genes[start:start + columns_at_once]).combine_chunks().to_batches()[0]
-        values[:, start:start + block.num_columns] = block.to_tensor(null_to_nan=True, row_major=False).to_numpy()
-    gene_set = set(genes)
-    return file.read(columns=[name for name in names if name not in gene_set]).to_pandas(), genes, values
 
 
 def _keyed(frame, path, id_map):

@@ -125,6 +125,11 @@ def test_gene_column_of_numbers_stored_as_text(tmp_path, tiny_data):
     prepare_fails(tmp_path, tiny_data, "(e.g. G009); column G009 stores its numbers as text")
 
 
+def test_gene_column_of_true_false_values(tmp_path, tiny_data):
+    edit_train(tiny_data, lambda f: f.assign(G003=f["G003"] > 0))
+    prepare_fails(tmp_path, tiny_data, "gene column(s) G003 hold true/false values")
+
+
 def test_nan_and_inf_targets_are_counted_and_located(tmp_path, tiny_data):
     def spoil(frame):
         frame.loc[[4, 9], "G002"] = np.nan
