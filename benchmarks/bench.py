@@ -1,7 +1,8 @@
-"""How close training and prediction come to the machine's limit (issue 4), in one run.
+"""How close training, prediction and tuning come to the machine's limit, in one run.
 
     python benchmarks/bench.py --stage stage_1 [--reps N] [--epochs N] [--entries 1,3]
-                               [--reference-entry ID] [--reference-reps N] [--data-dir data/demo]
+                               [--reference-entry ID] [--reference-reps N] [--tune-entry ID]
+                               [--data-dir data/demo]
     python benchmarks/bench.py --evaluate-only submissions/simple_submission.csv [--data-dir data/demo]
 
 1. The limit: the best sustained float32 matrix-multiply rate of this machine (NumPy and
@@ -17,7 +18,10 @@
    on the targets, one Keras `fit`, and at predict time the SVD refitted again and `predict` with
    batch size 1; on one entry and a few reps at the entry's full epochs. The speed-up is its
    seconds per rep over ours (train log) for the same entry.
-4. `python -m evaluate` on the submission against the demo's truth (de_test.parquet), beside a
+4. One `python -m tune` trial of an entry (--tune-entry, default the reference entry; 0 skips it):
+   its 8 cross-validation folds' training FLOPs over the trial's wall time (its own log line,
+   start-up excluded), and its wall time against 8 x the entry's time in `train`.
+5. `python -m evaluate` on the submission against the demo's truth (de_test.parquet), beside a
    fresh process that only reads the three files it needs with pandas; alone with
    `--evaluate-only SUBMISSION` (no training: well under a minute).
 """
@@ -71,7 +75,7 @@ def shape_rate(entries, rows, seconds=0.3):
     total_flops = total_seconds = 0.0
     for entry in entries:
         widths = architectures.dense_widths(entry)
-        reps, batch = entry["reps"], entry["bs"]
+        reps, batch = entry.reps, entry.bs
         for fan_in, units in zip(widths, widths[1:]):
             rng = np.random.default_rng(0)
             x, w, dy = (tf.constant(rng.random(shape, dtype=np.float32)) for shape in
@@ -88,10 +92,21 @@ def shape_rate(entries, rows, seconds=0.3):
                     calls += 1
                 result.numpy()
                 per_call.append((time.perf_counter() - start) / calls)
-            steps = entry["epochs"] * -(-rows // batch)
+            steps = entry.epochs * -(-rows // batch)
             total_flops += 6 * reps * batch * fan_in * units * steps
             total_seconds += sum(per_call) * steps
     return total_flops / total_seconds / 1e9
+
+
+def reporting_peak(args):
+    """`python -m module ...` or `python -c code ...` made to print its own peak RSS at exit: wait4's
+    ru_maxrss of a child counts this (large) process's peak too, as Linux carries it across exec."""
+    report = ("import atexit; from pertnet import files; "
+              "atexit.register(lambda: print('PEAK_RSS_KB', files.peak_memory_kb(), flush=True))")
+    if args[0] == "-m":
+        return ["-c", f"{report}; import runpy; runpy.run_module({args[1]!r}, run_name='__main__', alter_sys=True)",
+                *args[2:]]
+    return ["-c", f"{report}; {args[1]}", *args[2:]] if args[0] == "-c" else args
 
 
 def run_command(label, args, log_path):
@@ -99,15 +114,15 @@ def run_command(label, args, log_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     started = time.perf_counter()
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sys.executable, *map(str, args)], cwd=ROOT, env=env, stdout=log,
+        process = subprocess.Popen([sys.executable, *map(str, reporting_peak(args))], cwd=ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        _, status, _ = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     output = Path(log_path).read_text()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{label} failed (exit {os.waitstatus_to_exitcode(status)}):\n{output[-3000:]}")
-    peak = re.search(r"^PEAK_RSS_KB (\d+)$", output, re.MULTILINE)  # see child(); ru_maxrss as a fallback
-    return wall, int(peak[1] if peak else usage.ru_maxrss) / 1024, output
+    peak = re.search(r"^PEAK_RSS_KB (\d+)$", output, re.MULTILINE)  # see child() and reporting_peak()
+    return wall, int(peak[1]) / 1024, output
 
 
 def print_peak_rss():
@@ -148,21 +163,30 @@ def child(argv):
     p.add_argument("--reps", type=int)
     p.add_argument("--epochs", type=int)
     args = p.parse_args(argv)
-    if args.entries:
-        wanted = args.entries.split(",")
-        config.STAGES[args.stage] = [e for e in config.STAGES[args.stage] if e["id"] in wanted]
     from pertnet import pipeline
+    from pertnet.options import Options
 
+    options = Options(args.stage, args.data_dir, args.models_dir, args.submissions_dir, reps=args.reps,
+                      epochs=args.epochs, stages_file=selected_stages(args.stage, args.entries, args.data_dir.parent))
     if args.command == "prepare":
-        pipeline.prepare(args.stage, args.data_dir, args.submissions_dir)
+        pipeline.prepare(options)
     elif args.command == "train":
-        pipeline.train(args.stage, args.data_dir, args.models_dir, reps=args.reps, epochs=args.epochs)
+        pipeline.train(options)
     elif args.command == "predict":
-        pipeline.predict(args.stage, args.data_dir, args.models_dir, args.submissions_dir)
+        pipeline.predict(options)
     else:
-        entry = {**config.STAGES[args.stage][0], **({"epochs": args.epochs} if args.epochs else {})}
-        reference_loop(entry, args.reps, pipeline.load_prepared(args.data_dir, args.stage))
+        entry = options.entries()[0]
+        reference_loop(entry.with_overrides(epochs=args.epochs), args.reps, pipeline.load_prepared(args.data_dir, args.stage))
     print_peak_rss()
+
+
+def selected_stages(stage, entry_ids, folder):
+    """A stages file holding the stage's entries `entry_ids` (comma-separated; None: all), for --stages."""
+    from pertnet.entries import stage_entries, write_stages
+
+    path = Path(folder) / "selected_stages.json"
+    write_stages(path, {stage: stage_entries(stage, ids=entry_ids.split(",") if entry_ids else None)})
+    return path
 
 
 def reference_loop(entry, reps, prepared):
@@ -176,11 +200,11 @@ def reference_loop(entry, reps, prepared):
     times = {"train": 0.0, "predict": 0.0}
     for rep in range(reps):
         started = time.perf_counter()
-        svd = TruncatedSVD(entry["n_dim"]).fit(targets)
+        svd = TruncatedSVD(entry.n_dim).fit(targets)
         model = nets.build_model(entry, len(prepared["vocabulary"]))
-        model.fit(inputs, svd.transform(targets), epochs=entry["epochs"], batch_size=entry["bs"], verbose=0)
+        model.fit(inputs, svd.transform(targets), epochs=entry.epochs, batch_size=entry.bs, verbose=0)
         middle = time.perf_counter()
-        svd = TruncatedSVD(entry["n_dim"]).fit(targets)
+        svd = TruncatedSVD(entry.n_dim).fit(targets)
         svd.inverse_transform(model.predict(prepared["test_inputs"], batch_size=1, verbose=0))
         times["train"] += middle - started
         times["predict"] += time.perf_counter() - middle
@@ -190,10 +214,26 @@ def reference_loop(entry, reps, prepared):
 
 def training_flops(stage, entry_ids, rows, reps, epochs):
     from pertnet import training
+    from pertnet.entries import stage_entries
 
-    entries = [{**e, **({"reps": reps} if reps else {}), **({"epochs": epochs} if epochs else {})}
-               for e in config.STAGES[stage] if entry_ids is None or e["id"] in entry_ids]
+    entries = stage_entries(stage, reps, epochs, ids=entry_ids)
     return sum(training.training_flops(e, rows) for e in entries), entries
+
+
+def tuning_trial(stage, entry, data, scratch, overrides):
+    """One `tune` trial of `entry`: its wall time (from the trial's own line, start-up excluded) and
+    the training FLOPs of its 8 folds."""
+    from pertnet import crossval, training
+    from pertnet.options import Options
+
+    me = ["-m", "tune", "--stage", stage, "--entry", entry.id, "--trials", "1", "--data-dir", data,
+          "--tuning-dir", scratch / "tuning", *overrides]
+    wall, rss, output = run_command("tune", me, scratch / "tune.log")
+    trial_s = float(re.search(r"trial 0 \(1/1 here\): .* in ([\d.]+)s;", output).group(1))
+    cv = crossval.CrossValidation(Options(stage, data))
+    rows = [int((~fold.held_out).sum()) + len(cv.pseudolabels) for fold in cv.folds]
+    return dict(trial_s=trial_s, command_wall_s=round(wall, 1), peak_rss_mb=round(rss),
+                train_tflop=sum(training.training_flops(entry, r) for r in rows) / 1e12)
 
 
 def main():
@@ -206,6 +246,7 @@ def main():
     p.add_argument("--entries", help="comma-separated entry ids to run (default: all)")
     p.add_argument("--reference-entry", help="entry of the plain reference loop (default: the first one run)")
     p.add_argument("--reference-reps", type=int, default=2, help="reps of the reference loop (default 2; 0 skips it)")
+    p.add_argument("--tune-entry", help="entry of the tuning trial (default: the reference entry; 0 skips it)")
     p.add_argument("--data-dir", type=Path, default=ROOT / config.DEMO_DIR)
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
@@ -270,29 +311,37 @@ def main():
         achieved = flops / results["train"]["wall_s"] / 1e9
         print("[bench] matmul rate at the training's own shapes ...", flush=True)
         at_shapes = shape_rate(run_entries, rows)
-        summary = dict(stage=args.stage, rows=rows, entries=[e["id"] for e in run_entries],
-                       reps=sorted({e["reps"] for e in run_entries}), matmul_gflops=rates,
+        summary = dict(stage=args.stage, rows=rows, entries=[e.id for e in run_entries],
+                       reps=sorted({e.reps for e in run_entries}), matmul_gflops=rates,
                        train_tflop=flops / 1e12, train_gflops=achieved, efficiency=achieved / rate,
                        matmul_gflops_at_training_shapes=at_shapes,
                        train_seconds_in_entries=sum(t for _, t in per_entry.values()), **results)
 
         if args.reference_reps:
-            entry_id = args.reference_entry or run_entries[0]["id"]
+            entry_id = args.reference_entry or run_entries[0].id
             print(f"[bench] plain reference loop: entry {entry_id}, {args.reference_reps} reps, "
-                  f"{next(e['epochs'] for e in run_entries if e['id'] == entry_id)} epochs ...", flush=True)
+                  f"{next(e.epochs for e in run_entries if e.id == entry_id)} epochs ...", flush=True)
             ref_overrides = ["--epochs", args.epochs] if args.epochs else []
             wall, rss, output = run_command("reference", [*me, "reference", "--stage", args.stage, "--entries", entry_id,
                                                           *folders, "--reps", args.reference_reps, *ref_overrides],
                                             scratch / "reference.log")
             reference = json.loads(output.split("REFERENCE ", 1)[1].splitlines()[0])
             reps, seconds = per_entry[entry_id]
-            models = sum(e["reps"] for e in run_entries)
+            models = sum(e.reps for e in run_entries)
             summary["reference"] = dict(entry=entry_id, reps=args.reference_reps, peak_rss_mb=round(rss),
                                         train_s_per_rep=reference["train"], ours_train_s_per_rep=seconds / reps,
                                         train_speedup=reference["train"] / (seconds / reps),
                                         predict_s_per_model=reference["predict"],
                                         ours_predict_s_per_model=results["predict"]["wall_s"] / models,
                                         predict_speedup=reference["predict"] / (results["predict"]["wall_s"] / models))
+        tune_entry = args.tune_entry or args.reference_entry or run_entries[0].id
+        if tune_entry != "0" and args.stage not in config.PSEUDOLABEL_SOURCE:
+            print(f"[bench] one tuning trial of entry {tune_entry} ...", flush=True)
+            (entry,) = [e for e in run_entries if e.id == tune_entry]
+            trial = tuning_trial(args.stage, entry, data, scratch, overrides)
+            trial.update(gflops=trial["train_tflop"] * 1e3 / trial["trial_s"], entry=tune_entry,
+                         over_8_train_entries=trial["trial_s"] / (8 * per_entry[tune_entry][1]))
+            summary["tuning_trial"] = dict(trial, efficiency=trial["gflops"] / rate)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -321,6 +370,8 @@ def report(s):
         source = (" (its pseudolabels from a 1-epoch stage_1: not the real chain's score)"
                   if s["stage"] in config.PSEUDOLABEL_SOURCE else "")
         print(f"truth MRRMSE            {s['truth_mrrmse']:8.4f}{source}")
+    if "tuning_trial" in s:
+        report_tuning_trial(s["tuning_trial"])
     if "evaluate" in s:
         report_evaluate(s["evaluate"])
     if "reference" in s:
@@ -329,6 +380,12 @@ def report(s):
               f"{r['train_s_per_rep']:.1f} s per rep vs ours {r['ours_train_s_per_rep']:.2f} s -> "
               f"speed-up {r['train_speedup']:.1f}x; predict {r['predict_s_per_model']:.2f} s per model "
               f"(batch size 1, SVD refit) vs ours {r['ours_predict_s_per_model']:.3f} s -> {r['predict_speedup']:.1f}x")
+
+
+def report_tuning_trial(t):
+    print(f"tuning trial (entry {t['entry']}, 8 folds): {t['trial_s']:.1f} s = {t['over_8_train_entries']:.2f} x "
+          f"(8 x the entry's time in train); {t['train_tflop']:.3f} TFLOP, {t['gflops']:.1f} GFLOP/s, efficiency "
+          f"{t['efficiency']:.2f}; the command {t['command_wall_s']:.1f} s with start-up, peak RSS {t['peak_rss_mb']} MB")
 
 
 def report_evaluate(e):

@@ -252,7 +252,8 @@ def _optimize(study, objective, trials, start, name, log):
         best = min(complete, key=lambda t: t.value) if complete else None
         left = (time.perf_counter() - started) / len(mine) * (trials - len(mine))
         log(f"[tune {name}] trial {trial.number} ({len(mine)}/{trials} here): {changed}; folds {folds or '-'}; "
-            f"{outcome}; best {f'{best.value:.4f} (trial {best.number})' if best else '-'}; about {left:.0f}s left")
+            f"{outcome} in {trial.duration.total_seconds():.1f}s; best "
+            f"{f'{best.value:.4f} (trial {best.number})' if best else '-'}; about {left:.0f}s left")
 
     try:
         study.optimize(objective, n_trials=trials, callbacks=[report])
