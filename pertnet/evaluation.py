@@ -142,9 +142,12 @@ def build_report(model_name, predictions, truth, cell_types, groups=None, **cont
         by_cell_type = {cell_type: _mean_over_groups({m: v[cell_types == cell_type] for m, v in row_values.items()},
                                                      groups[cell_types == cell_type])
                         for cell_type in sorted(set(cell_types))}
-        scores[key] = dict(overall=_mean_over_groups(row_values, groups), by_cell_type=by_cell_type)
+        overall = _mean_over_groups(row_values, groups)
+        scores[key] = dict(overall=overall, by_cell_type=by_cell_type,
+                           benchmark={metrics.BENCHMARK_IDS[m]: value for m, value in overall.items()})
     report = dict(context, model_name=model_name, rows=int(len(truth)), genes=int(truth.shape[1]),
-                  metrics=list(metrics.METRICS), scores=scores, best_baseline=None, improvement=None)
+                  metrics=list(metrics.METRICS), benchmark_metric_ids=metrics.BENCHMARK_IDS, scores=scores,
+                  best_baseline=None, improvement=None)
     baseline_keys = [key for key in scores if key != "model"]
     if baseline_keys:
         best = min(baseline_keys, key=lambda k: scores[k]["overall"]["mrrmse"])

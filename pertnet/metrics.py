@@ -7,6 +7,9 @@ definitions). A row whose prediction or truth has zero variance (zero norm, for 
 import numpy as np
 
 METRICS = ("mrrmse", "mae", "pearson", "spearman", "cosine")  # lower is better only for the first two
+# The same metrics' ids in the Open Problems perturbation-prediction benchmark (reports carry both).
+BENCHMARK_IDS = dict(mrrmse="mean_rowwise_rmse", mae="mean_rowwise_mae", pearson="mean_rowwise_pearson",
+                     spearman="mean_rowwise_spearman", cosine="mean_rowwise_cosine")
 
 
 def _check(predictions, truth):

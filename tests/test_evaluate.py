@@ -130,6 +130,11 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
         assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
     assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
+    model = report["scores"]["model"]
+    assert model["benchmark"] == {"mean_rowwise_rmse": model["overall"]["mrrmse"], "mean_rowwise_mae": model["overall"]["mae"],
+                                  "mean_rowwise_pearson": model["overall"]["pearson"],
+                                  "mean_rowwise_spearman": model["overall"]["spearman"],
+                                  "mean_rowwise_cosine": model["overall"]["cosine"]}
     assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
     with Image.open(plot_path) as image:
