@@ -21,15 +21,8 @@ par = None  # viash (pertnet/config.vsh.yaml) replaces this block with a dict of
 ## VIASH END
 
 
-class _Parser(cli._Parser):
-    """The commands' parser (no abbreviations, one-line errors, TensorFlow loaded quietly), named as run."""
-
-    def error(self, message):
-        raise UserError(f"{message}; see `python -m pertnet.benchmark --help`")
-
-
 def parser():
-    p = _Parser(tensorflow=True, prog="python -m pertnet.benchmark", description=__doc__.split("\n")[0])
+    p = cli.Parser(tensorflow=True, prog="python -m pertnet.benchmark", description=__doc__.split("\n")[0])
     p.add_argument("--de_train", type=Path,
                    help="the benchmark's de_train.h5ad (optional in the benchmark's interface; this method needs it)")
     p.add_argument("--id_map", type=Path, required=True, help="id_map.csv: the pairs to predict, in output order")

@@ -34,7 +34,7 @@ def positive_int(text):
     return value
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
     """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2.
     Once the options are valid it loads TensorFlow (quietly), unless the command needs none:
     a mistyped option fails at once, not after the seconds TensorFlow takes."""
@@ -44,7 +44,8 @@ class _Parser(argparse.ArgumentParser):
         self.tensorflow = tensorflow
 
     def error(self, message):
-        raise UserError(f"{message}; see `python -m {Path(self.prog).stem} --help`")
+        command = self.prog if self.prog.startswith("python -m ") else f"python -m {Path(self.prog).stem}"
+        raise UserError(f"{message}; see `{command} --help`")
 
     def parse_args(self, args=None, namespace=None):
         parsed = super().parse_args(args, namespace)
@@ -59,7 +60,7 @@ def parser(description, training=False, stage_required=True, tensorflow=True, re
     (`overrides` the first two alone);
     `reads_training` --train-file and --layer; `writes_predictions` --output-format;
     tensorflow=False for a command that never loads it (prepare_data, predict)."""
-    p = _Parser(tensorflow, description=description)
+    p = Parser(tensorflow, description=description)
     p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"input files and prepared arrays (default {config.DATA_DIR}/, or {config.DEMO_DIR}/ with --demo)")

@@ -95,10 +95,9 @@ def align(submission_path, truth_path, id_map=None, layer=None):
             raise UserError(f"{path}: {len(duplicated)} row(s) repeat a {'/'.join(key)} "
                             f"(e.g. {duplicated.head(3).values.tolist()}); keep one per pair")
     truth_keys, submission_keys = (list(map(tuple, f[key].to_numpy().tolist())) for f in (truth, submission))
-    missing, extra = sorted(set(truth_keys) - set(submission_keys)), sorted(set(submission_keys) - set(truth_keys))
-    if missing or extra:
-        raise UserError(f"{submission_path}: its rows differ from {truth_path}'s: {len(missing)} missing "
-                        f"(e.g. {missing[:3]}), {len(extra)} extra (e.g. {extra[:3]}); "
+    differ = schemas.differences(submission_keys, truth_keys)
+    if differ:
+        raise UserError(f"{submission_path}: its rows differ from {truth_path}'s: {differ}; "
                         "score a submission of the same pairs")
     row = {k: i for i, k in enumerate(submission_keys)}
     column = {gene: i for i, gene in enumerate(submission_genes)}
