@@ -91,23 +91,25 @@ H5AD_PREDICTION = Format("<stage>_prediction.h5ad", "the benchmark's prediction 
     Field("uns/method_id", "str", True, "nn_retraining_with_pseudolabels"),
 ))
 
-PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (
-    Field("train_inputs", "int32 (rows, 2)", True, "label codes of the shuffled training rows (pseudolabels included)"),
-    Field("train_targets", "float32 (rows, genes)", True, "their gene values"),
-    Field("genes", "str (genes,)", True, "gene order of the targets"),
+# What a training set and the trained stage made from it share.
+_TRAINING_SET = (
+    Field("genes", "str (genes,)", True, "gene order of the targets and of the models' predictions"),
     Field("vocabulary", "str (labels,)", True, "sorted cell types and compounds; a label's index is its code"),
     Field("clip_low", "float32 (genes,)", True, "per-gene min of the raw training rows"),
     Field("clip_high", "float32 (genes,)", True, "per-gene max of the raw training rows"),
+)
+
+PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (
+    Field("train_inputs", "int32 (rows, 2)", True, "label codes of the shuffled training rows (pseudolabels included)"),
+    Field("train_targets", "float32 (rows, genes)", True, "their gene values"),
+    *_TRAINING_SET,
     Field("test_inputs", "int32 (pairs, 2)", True, "label codes of the id_map pairs"),
     Field("test_ids", "int (pairs,)", True, "their ids"),
     Field("dataset_id", "str ()", True, "an h5ad training file's dataset_id, else empty"),
 ))
 
 BUNDLE_SHARED = Format("models/<stage>/shared.npz", "what every entry and rep of a trained stage shares", (
-    Field("genes", "str (genes,)", True, "gene order of the columns the models predict"),
-    Field("vocabulary", "str (labels,)", True, "sorted cell types and compounds; a label's index is its code"),
-    Field("clip_low", "float32 (genes,)", True, "per-gene min of the raw training rows"),
-    Field("clip_high", "float32 (genes,)", True, "per-gene max of the raw training rows"),
+    *_TRAINING_SET,
     Field("components", "float32 (k, genes)", True, "SVD basis; an entry with n_dim uses the first n_dim rows"),
     Field("run", "str ()", True, "fingerprint of the training arrays, seed and stage"),
     Field("dataset_id", "str ()", False, "the training file's dataset_id"),
