@@ -7,14 +7,13 @@ from pertnet import cli, data, evaluation
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, stage_required=False, reads_training=True, tensorflow=False)  # only --cv trains
+    p = cli.parser(__doc__, stage_required=False, reads_training=True, tensorflow=False,  # only --cv trains
+                   overrides=True)  # --reps / --epochs, for --cv
     p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
     p.add_argument("--submission", type=Path,
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
     p.add_argument("--truth", type=Path, help="the true values: parquet, CSV or h5ad (--layer) (default: "
                    f"{' or '.join(evaluation.TRUTH_FILES)} in the data folder)")
-    p.add_argument("--reps", type=cli.positive_int, help="--cv: override every entry's reps (departs from the original)")
-    p.add_argument("--epochs", type=cli.positive_int, help="--cv: override every entry's epochs (departs from the original)")
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     p.add_argument("--plot", type=Path, help="also draw the per-row errors into this PNG file (needs matplotlib)")
     args = p.parse_args(argv)

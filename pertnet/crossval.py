@@ -92,18 +92,19 @@ class CrossValidation:
         predictions make the stage's prediction (weighted mean, clip) as `Stage.predict` does."""
         from pertnet import training  # TensorFlow loads only where something trains
 
+        split = {fold: self.rows(fold) for fold in self.folds}  # (training rows, held-out rows), sliced once
         groups = self.groups()
-        rows = {id(group): len(self.rows(group[0])[0]) + len(self.pseudolabels) for group in groups}
+        rows = {id(group): len(split[group[0]][0]) + len(self.pseudolabels) for group in groups}
         flops = {(id(group), e.id): training.training_flops(e, rows[id(group)]) * len(group)
                  for group in groups for e in entries}
         progress = training.Progress(self.stage_name, sum(flops.values()), log)
         for group in groups:
             log(f"[cv] {len(group)} folds side by side, {rows[id(group)]} training rows each: "
                 f"{', '.join(f'{fold.cell_type} (repeat {fold.repeat + 1})' for fold in group)}")
-            training_sets = [encode(self.rows(fold)[0], self.genes, fold.seed, self.pseudolabels) for fold in group]
+            training_sets = [encode(split[fold][0], self.genes, fold.seed, self.pseudolabels) for fold in group]
             stages = [Stage.start(self.stage_name, entries, ts, fold.seed) for fold, ts in zip(group, training_sets)]
-            inputs = [stage.encode_pairs(test.cell_type, test.sm_name, source=f"{fold.label} held-out rows")
-                      for fold, stage, test in zip(group, stages, (self.rows(fold)[1] for fold in group))]
+            inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
+                                         source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]
             means, kept = [WeightedMean() for _ in group], [[] for _ in group]
             for entry in entries:
                 label = f"[cv] entry {entry.id} ({len(group)} folds x {entry.reps} reps)"
@@ -117,5 +118,5 @@ class CrossValidation:
                     del stage.weights[entry.id]
             for fold, stage, mean, entry_predictions in zip(group, stages, means, kept):
                 yield FoldResult(fold, clip_to_bounds(mean.result(), stage.clip_low, stage.clip_high),
-                                 self.rows(fold)[1][self.genes].to_numpy(np.float64), entry_predictions,
+                                 split[fold][1][self.genes].to_numpy(np.float64), entry_predictions,
                                  stage.clip_low, stage.clip_high)
