@@ -95,8 +95,9 @@ def storage_url(url, tuning_dir):
 
 
 def open_study(url, shown, name, attrs, seed):
-    """The study `name` in the storage at `url`, created if new; one made for another entry, search
-    space or fixed values is refused (its trials would not compare)."""
+    """The study `name` in the storage at `url`, created if new, with the starting configuration
+    (attrs["start"]) as its trial 0; one made for another entry, search space or fixed values is
+    refused (its trials would not compare)."""
     from sqlalchemy.engine import make_url
 
     if url.startswith("sqlite:///"):
@@ -109,18 +110,35 @@ def open_study(url, shown, name, attrs, seed):
         raise UserError(f"cannot open the study storage {shown}: "
                         f"{message.replace(password, '***') if password else message}; "
                         "check the URL (--storage), the server and its credentials") from None
-    study = optuna.create_study(storage=storage, study_name=name, direction="minimize", load_if_exists=True,
-                                sampler=SeededPerTrial(seed),
-                                pruner=optuna.pruners.PercentilePruner(75.0, n_startup_trials=4, n_warmup_steps=2))
+    sampler = SeededPerTrial(seed)
+    pruner = optuna.pruners.PercentilePruner(75.0, n_startup_trials=4, n_warmup_steps=2)
+    try:  # the process that creates the study labels it and queues the starting configuration as trial 0
+        study = optuna.create_study(storage=storage, study_name=name, direction="minimize", sampler=sampler,
+                                    pruner=pruner)
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        study.enqueue_trial(attrs["start"])
+        return study
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
+    _await_first_trial(study, attrs["start"])
     differ = [key for key, value in study.user_attrs.items() if attrs.get(key) != value]
     if differ:
         raise UserError(f"study {name!r} in {shown} was made for another {', '.join(differ)} "
                         f"({', '.join(f'{k}={study.user_attrs[k]}' for k in differ)}); "
                         "give this search another --study name")
-    for key, value in attrs.items():
-        if key not in study.user_attrs:
-            study.set_user_attr(key, value)
     return study
+
+
+def _await_first_trial(study, start, seconds=30):
+    """A worker that finds the study another has just created waits for its starting trial, so that
+    the author's configuration is trial 0 and runs once; after `seconds` (its creator died) it queues it."""
+    waited = 0.0
+    while not study.trials and waited < seconds:
+        time.sleep(0.2)
+        waited += 0.2
+    if not study.trials:
+        study.enqueue_trial(start, skip_if_exists=True)
 
 
 def _rdb_storage(url, attempts=5):
@@ -151,7 +169,6 @@ def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, 
     study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
                                               space={k: list(v) for k, v in space.items()}, fixed=fixed,
                                               start=start), options.seed)
-    study.enqueue_trial(start, skip_if_exists=True)  # the author's configuration first
     log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}; searching "
         f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
 
@@ -190,7 +207,6 @@ def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_pat
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
                                               seed=options.seed, fixed=fixed, start=start), options.seed)
     folds = out_of_fold_predictions(cv, entries, tuning_dir, log)
-    study.enqueue_trial(start, skip_if_exists=True)
     log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}")
 
     def objective(trial):
