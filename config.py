@@ -22,6 +22,7 @@ DEMO_DIR = DATA_DIR / "demo"           # the synthetic dataset that --demo gener
 MODELS_DIR = Path("models")            # models/<stage>/...: trained bundles
 SUBMISSIONS_DIR = Path("submissions")  # submissions/<stage>_submission.csv
 SEED = 42                              # base seed: row shuffle and every rep's seed derive from it
+MEMORY_BUDGET_GB = 2                   # what one command aims to stay under: CV trains fewer folds at once beyond it
 
 STAGES = {
     # The one-model baseline: family 7, a single rep.

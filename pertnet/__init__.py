@@ -10,10 +10,11 @@ class UserError(Exception):
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal (SIGINT from Ctrl-C, or SIGTERM) during a command; `kept` says what was saved.
+    """A stop signal (SIGINT from Ctrl-C, SIGTERM, SIGHUP) during a command; `kept` says what was saved.
 
-    cli.run raises it from its signal handler, training adds what it kept, and cli.run prints it
-    and exits with 128 + the signal's number (130, 143), as a shell reports a signal's end."""
+    Raised at the work's safe points once a signal was recorded (pertnet/stopping.py); training
+    adds what it kept, and cli.run prints it and exits with 128 + the signal's number (130, 143,
+    129), as a shell reports a signal's end."""
 
     def __init__(self, signum, kept=""):
         super().__init__(kept)

@@ -15,7 +15,7 @@ from pertnet import UserError, architectures, schemas
 from pertnet.entries import Entry
 from pertnet.files import load_npz, save_npz, write_text
 from pertnet.stage import Stage
-from pertnet.targets import SVDCodec
+from pertnet.targets import SVDCodec, cap_n_dim
 
 
 def stage_dir(models_dir, stage):
@@ -113,7 +113,7 @@ def load_stage(models_dir, name, entries, configuration="config.py"):
     Its entries are as trained; their rep weights are read when predicting asks for them."""
     shared = load_shared(models_dir, name)
     trained = []
-    for entry in entries:
+    for entry in cap_n_dim(entries, len(shared["components"])):  # as `Stage.start` capped them to the data
         meta = _complete_entry(models_dir, name, entry.id)
         folder = entry_dir(models_dir, name, entry.id)
         if meta.get("run") != str(shared["run"]) or meta["vocab_size"] != len(shared["vocabulary"]):

@@ -1,12 +1,13 @@
 """Shared command-line options, and the one place that turns errors into one-line messages."""
 import argparse
+import contextlib
 import os
 import signal
 import sys
 from pathlib import Path
 
 import config
-from pertnet import Interrupted, UserError
+from pertnet import UserError, stopping
 from pertnet.entries import read_stages
 from pertnet.options import Options
 
@@ -123,33 +124,22 @@ def data_dir(args):
     return folder
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; docker stop, Kubernetes, Slurm, a plain kill
-
-
-def _stop(signum, frame):
-    """The first stop signal raises Interrupted where the command is; later ones are ignored, so
-    that the cleanup it triggers (temporary files, the closing message) runs to its end."""
-    for other in STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
 def run(main, argv=None):
     """Run an entry module's main; a UserError becomes one line on stderr and exit code 2, a stop
-    signal one line saying what was kept and exit code 128 + its number (130 SIGINT, 143 SIGTERM).
-
-    The handlers are installed whatever the parent left: a job started with `&` or `nohup`
-    inherits SIGINT as ignored, and SIGTERM would otherwise end the process without a word."""
-    previous = {signum: signal.signal(signum, _stop) for signum in STOP_SIGNALS}
-    try:
-        return main(argv) or 0
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt as stop:  # Interrupted, or a KeyboardInterrupt raised by other code
-        signum, kept = getattr(stop, "signum", signal.SIGINT), getattr(stop, "kept", "")
-        print(f"interrupted: {kept or 'no file was left half-written; rerun the same command'}", file=sys.stderr)
-        return 128 + signum
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    signal one line saying what was kept and exit code 128 + its number (130 SIGINT, 143 SIGTERM,
+    129 SIGHUP). The signal is acted on at the work's safe points (pertnet/stopping.py), and once
+    more here: a request that arrived after the last of them still ends the run as a stop."""
+    with stopping.handled():
+        try:
+            main(argv)
+            stopping.check()
+            return 0
+        except UserError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as stop:  # Interrupted, or a KeyboardInterrupt raised by other code
+            signum, kept = getattr(stop, "signum", signal.SIGINT), getattr(stop, "kept", "")
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                print(f"interrupted: {kept or 'no file was left half-written; rerun the same command'}",
+                      file=sys.stderr)
+            return 128 + signum

@@ -1,10 +1,17 @@
-"""The author's cross-validation, fitted in memory: what `evaluate --cv` reports and `tune` minimises.
+"""Cross-validation from the data's own design, fitted in memory: what `evaluate --cv` reports and `tune`
+minimises (docs/method.md, section 7).
 
-One fold per T/NK cell type: it holds out that cell type's rows of the compounds that have no
-B-cell or Myeloid training rows (the compounds whose B/Myeloid profiles the competition tests)
-and trains on every other row (stage_2: plus all pseudolabels); 2 repeats, with seeds seed and
-seed + 1 (docs/method.md, section 7). Each fold is a `stage.Stage` fitted on its rows; folds with
-as many training rows train side by side (6 of the 8 on the competition's pairs).
+The author's scheme imitates the test. The pairs to predict (id_map) ask for the profiles, in the
+*test cell types* (id_map's), of compounds measured only in the other cell types: the *held-out
+compounds*, those with no training row in any test cell type. Each other cell type with rows of them
+is a fold: it holds out that cell type's rows of the held-out compounds and trains on every other row
+(stage_2: plus all pseudolabels). On the competition's design these are the author's four T/NK
+folds. Where this gives fewer than two usable folds (every cell type has pairs to predict, say), the
+compounds are split into groups as a GroupKFold does, and a fold holds out its compounds' rows in all
+but their best-covered cell type. A held-out row must stay predictable: its cell type and compound
+occur in the fold's training rows (the models embed labels); other rows stay in training, and a fold
+left without held-out rows is skipped with a note. 2 repeats, with seeds seed and seed + 1. Each fold
+is a `stage.Stage` fitted on its rows; folds with as many training rows train side by side.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,34 +23,120 @@ from pertnet import UserError, data, schemas
 from pertnet.ensemble import WeightedMean, clip_to_bounds
 from pertnet.stage import Stage, encode, fit_side_by_side
 
-CELL_TYPES = ("NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells")
-TEST_CELL_TYPES = ("B cells", "Myeloid cells")  # the competition's test pairs are theirs
 REPEATS = 2
+COMPOUND_GROUPS = 4  # folds of the fallback scheme, fewer where fewer compounds can be held out
+MIN_FOLDS = 2
+
+
+@dataclass(frozen=True)
+class Scheme:
+    """The folds of one repeat: [(name, held-out row mask)], and which rule made them and why."""
+    name: str     # "cell_type" (the author's) or "compound_groups" (the fallback)
+    reason: str
+    folds: list
+    notes: list   # one line per fold skipped, and why
+
+    def as_dict(self):
+        return dict(name=self.name, reason=self.reason, notes=list(self.notes))
+
+
+def _predictable(pairs, held_out):
+    """The held-out rows whose cell type and compound both occur in the rows left to train on."""
+    kept = pairs[~held_out]
+    return held_out & pairs["cell_type"].isin(set(kept["cell_type"])).to_numpy() \
+        & pairs["sm_name"].isin(set(kept["sm_name"])).to_numpy()
+
+
+def _usable(name, pairs, held_out, notes):
+    """(name, predictable held-out mask), or None with a note saying why the fold is skipped."""
+    predictable = _predictable(pairs, held_out)
+    if not predictable.any():
+        notes.append(f"no fold {name}: none of its {int(held_out.sum())} row(s) to hold out would keep its "
+                     "cell type and compound in the fold's training rows")
+        return None
+    if int((~predictable).sum()) < data.MIN_TRAINING_ROWS:
+        notes.append(f"no fold {name}: it would leave fewer than {data.MIN_TRAINING_ROWS} training rows")
+        return None
+    return name, predictable
+
+
+def cell_type_scheme(pairs, test_cell_types):
+    """The author's folds: one per cell type outside the test cell types with rows of the held-out compounds."""
+    measured_in_test = set(pairs["sm_name"][pairs["cell_type"].isin(test_cell_types)])
+    held_out_compounds = ~pairs["sm_name"].isin(measured_in_test).to_numpy()
+    notes, folds = [], []
+    for cell_type in sorted(set(pairs["cell_type"]) - set(test_cell_types)):
+        held_out = (pairs["cell_type"] == cell_type).to_numpy() & held_out_compounds
+        fold = _usable(cell_type, pairs, held_out, notes) if held_out.any() else None
+        folds += [fold] if fold else []
+    compounds = len(set(pairs["sm_name"][held_out_compounds]))
+    reason = (f"the pairs to predict ask for {compounds} compound(s) measured only outside the cell types they are "
+              f"asked in ({', '.join(test_cell_types)}); each other cell type with rows of them is a fold that holds "
+              "those rows out")
+    return Scheme("cell_type", reason, folds, notes)
+
+
+def compound_group_scheme(pairs):
+    """The fallback: the compounds measured in two or more cell types in COMPOUND_GROUPS groups, balanced
+    by rows as a GroupKFold does (largest first, each to the group with fewest rows); a fold holds out
+    its compounds' rows in every cell type but the best-covered one, which keeps the compound known."""
+    rows_per_cell_type = pairs["cell_type"].value_counts()
+    coverage = pairs.assign(rows=pairs["cell_type"].map(rows_per_cell_type).to_numpy())
+    best = coverage.sort_values(["rows", "cell_type"], ascending=[False, True]).drop_duplicates("sm_name")
+    candidates = ~pairs.index.isin(best.index)  # every row but each compound's best-covered one
+    sizes = pairs["sm_name"][candidates].value_counts()
+    order = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
+    groups = [[] for _ in range(min(COMPOUND_GROUPS, len(order)))]
+    for compound, _ in order:
+        min(groups, key=lambda group: sizes[group].sum() if group else 0).append(compound)
+    notes, folds = [], []
+    for number, group in enumerate(groups, 1):
+        fold = _usable(f"compound group {number}", pairs, candidates & pairs["sm_name"].isin(group).to_numpy(), notes)
+        folds += [fold] if fold else []
+    return Scheme("compound_groups", f"held-out pairs grouped by compound ({len(sizes)} compound(s) measured in two "
+                  f"or more cell types, in {len(groups)} group(s))", folds, notes)
+
+
+def design_scheme(pairs, test_pairs, source):
+    """The folds the training rows' and the pairs to predict's design gives: the author's rule where it
+    gives at least MIN_FOLDS usable folds, else the compound groups; fewer than MIN_FOLDS is an error."""
+    author = cell_type_scheme(pairs, sorted(set(test_pairs["cell_type"])))
+    if len(author.folds) >= MIN_FOLDS:
+        return author
+    fallback = compound_group_scheme(pairs)
+    why = "; ".join([f"it gives {len(author.folds)} usable fold(s)", *author.notes])
+    fallback = Scheme(fallback.name, f"{fallback.reason}, because the cell-type rule ({author.reason}) does not: "
+                      f"{why}", fallback.folds, fallback.notes)
+    if len(fallback.folds) < MIN_FOLDS:
+        raise UserError(f"{source}: cross-validation needs at least {MIN_FOLDS} folds of held-out rows whose cell "
+                        f"type and compound stay in training, and this design gives {len(fallback.folds)}: "
+                        f"{fallback.reason}; add training rows (compounds measured in two or more cell types)")
+    return fallback
 
 
 @dataclass(frozen=True, eq=False)
 class Fold:
     repeat: int           # 0, 1
-    number: int           # 1-4, in CELL_TYPES order
-    cell_type: str
+    number: int           # 1.., in the scheme's order
+    count: int            # folds per repeat
+    name: str             # the held-out cell type (or compound group)
     held_out: np.ndarray  # mask over the training rows
     seed: int             # the repeat's seed: --seed + repeat
 
     @property
     def label(self):
-        return f"[cv repeat {self.repeat + 1}/{REPEATS}, fold {self.number}/{len(CELL_TYPES)} {self.cell_type}]"
+        return f"[cv repeat {self.repeat + 1}/{REPEATS}, fold {self.number}/{self.count} {self.name}]"
 
 
-def held_out_masks(pairs):
-    """[(cell type, held-out row mask)] of the author's folds; pairs: the training rows' cell_type and sm_name."""
-    seen_in_test_types = set(pairs["sm_name"][pairs["cell_type"].isin(TEST_CELL_TYPES)])
-    test_compounds = ~pairs["sm_name"].isin(seen_in_test_types)
-    masks = [(cell_type, ((pairs["cell_type"] == cell_type) & test_compounds).to_numpy()) for cell_type in CELL_TYPES]
-    empty = [cell_type for cell_type, held_out in masks if not held_out.any()]
-    if empty:
-        raise UserError(f"de_train has no rows to hold out for {', '.join(empty)} (rows of compounds without "
-                        f"{' or '.join(TEST_CELL_TYPES)} rows); cross-validation needs the competition's pair structure")
-    return masks
+def _once(log):
+    """`log`, but each distinct line only the first time."""
+    said = set()
+
+    def log_once(line):
+        if line not in said:
+            said.add(line)
+            log(line)
+    return log_once
 
 
 @dataclass
@@ -59,19 +152,30 @@ class FoldResult:
 class CrossValidation:
     """The training rows, genes and pseudolabels of a stage's CV (read once), and its folds."""
 
-    def __init__(self, options):
+    def __init__(self, options, log=print):
         data_dir = Path(options.data_dir)
         self.train_path = data.training_file(data_dir, options.train_file)
         data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file
                             else (self.train_path.name, data.ID_MAP_FILE))
         self.train = data.read_training(self.train_path, options.layer)[0]
         self.genes = schemas.gene_columns(self.train.columns)
-        self.pseudolabels = data.pseudolabel_rows(options.stage, options.submissions_dir,
-                                                  data.read_id_map(data_dir / data.ID_MAP_FILE), self.genes)
+        id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
+        self.pseudolabels = data.pseudolabel_rows(options.stage, options.submissions_dir, id_map, self.genes)
         self.stage_name = options.stage
-        masks = held_out_masks(self.train)
-        self.folds = [Fold(repeat, number, cell_type, held_out, options.seed + repeat)
-                      for repeat in range(REPEATS) for number, (cell_type, held_out) in enumerate(masks, 1)]
+        self.scheme = design_scheme(self.train[schemas.PAIR], id_map, self.train_path)
+        self.folds = [Fold(repeat, number, len(self.scheme.folds), name, held_out, options.seed + repeat)
+                      for repeat in range(REPEATS) for number, (name, held_out) in enumerate(self.scheme.folds, 1)]
+        log(f"[cv] {len(self.scheme.folds)} folds x {REPEATS} repeats, scheme {self.scheme.name}: {self.scheme.reason}")
+        for note in self.scheme.notes:
+            log(f"[cv] note: {note}")
+
+    @property
+    def fold_names(self):
+        return [name for name, _ in self.scheme.folds]
+
+    def n_dim_limit(self):
+        """The most SVD components every fold's training targets allow (rows x genes: their rank at most)."""
+        return min(min(int((~fold.held_out).sum()) + len(self.pseudolabels), len(self.genes)) for fold in self.folds)
 
     def rows(self, fold):
         """(the fold's training rows, its held-out rows)."""
@@ -98,18 +202,20 @@ class CrossValidation:
         flops = {(id(group), e.id): training.training_flops(e, rows[id(group)]) * len(group)
                  for group in groups for e in entries}
         progress = training.Progress(self.stage_name, sum(flops.values()), log)
-        for group in groups:
+        log_once = _once(log)  # the folds of a group depart alike (n_dim): said once
+        for left, group in zip(range(len(groups), 0, -1), groups):
             log(f"[cv] {len(group)} folds side by side, {rows[id(group)]} training rows each: "
-                f"{', '.join(f'{fold.cell_type} (repeat {fold.repeat + 1})' for fold in group)}")
+                f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group)}")
             training_sets = [encode(split[fold][0], self.genes, fold.seed, self.pseudolabels) for fold in group]
-            stages = [Stage.start(self.stage_name, entries, ts, fold.seed) for fold, ts in zip(group, training_sets)]
+            stages = [Stage.start(self.stage_name, entries, ts, fold.seed, log_once)
+                      for fold, ts in zip(group, training_sets)]
             inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
                                          source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]
             means, kept = [WeightedMean() for _ in group], [[] for _ in group]
-            for entry in entries:
+            for entry in stages[0].entries:  # as the data allows them (n_dim): the same in every fold of a group
                 label = f"[cv] entry {entry.id} ({len(group)} folds x {entry.reps} reps)"
                 fit_side_by_side(stages, training_sets, [fold.seed for fold in group], entry,
-                                 progress.epoch_callback(label, entry, flops[id(group), entry.id]))
+                                 progress.epoch_callback(label, entry, flops[id(group), entry.id]), share=1 / left)
                 progress.done += flops[id(group), entry.id]
                 for number, (stage, x) in enumerate(zip(stages, inputs)):
                     prediction = stage.entry_prediction(entry, x)

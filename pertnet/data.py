@@ -20,6 +20,7 @@ from pertnet import UserError, schemas
 from pertnet.files import atomic_path
 
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
+MIN_TRAINING_ROWS = 2  # the fewest rows anything can be learnt from (a fold of cross-validation too)
 TRAIN_H5AD = "de_train.h5ad"  # the Open Problems benchmark's training file (see pertnet/h5ad.py)
 SOURCE_HINT = ("download them from the Kaggle competition 'open-problems-single-cell-perturbations' "
                "into the data folder (or give the benchmark's de_train.h5ad with --train-file), "
@@ -137,6 +138,9 @@ def read_de_train(path):
 
 def _validated(pairs, genes, values, path):
     """The training frame (pairs, then float32 genes) once every pair is named once and every value is finite."""
+    if len(pairs) < MIN_TRAINING_ROWS:
+        raise UserError(f"{path}: {len(pairs)} training row(s); the method needs at least {MIN_TRAINING_ROWS} "
+                        "(cell type, compound) rows to learn from: add rows")
     _check_pairs(pairs, path)
     bad = ~np.isfinite(values)
     if bad.any():

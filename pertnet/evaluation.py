@@ -251,10 +251,10 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
 
 
 def cross_validate(options, log=print):
-    """The author's cross-validation of the stage (pertnet/crossval.py): each fold fitted in memory
-    with the stage layer `train` and `predict` use, its held-out rows scored beside the baselines."""
+    """The cross-validation of the stage (pertnet/crossval.py: folds from the data's design), each fold fitted
+    in memory with the stage layer `train` and `predict` use, its held-out rows scored beside the baselines."""
     started = time.perf_counter()
-    cv = CrossValidation(options)
+    cv = CrossValidation(options, log)
     entries = options.entries()
     if options.overrides():
         log(f"[{options.stage}] departing from the faithful configuration: {options.overrides()} overrides every "
@@ -274,15 +274,16 @@ def cross_validate(options, log=print):
                                                                             *metrics.BASELINES)}
     pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
-    held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds[:len(crossval.CELL_TYPES)]]
+    held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds if fold.repeat == 0]
     report, rows = build_report(
         options.stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=options.stage,
-        cv=dict(folds=list(crossval.CELL_TYPES), held_out_rows=held_out_rows, repeats=crossval.REPEATS,
-                seeds=sorted({fold.seed for fold in cv.folds}), pseudolabels=len(cv.pseudolabels),
-                reps={e.id: e.reps for e in entries}, epochs={e.id: e.epochs for e in entries},
-                overrides=dict(reps=options.reps, epochs=options.epochs)),
-        title=f"{options.stage}: cross-validation on {cv.train_path}, {len(crossval.CELL_TYPES)} folds x "
-              f"{crossval.REPEATS} repeats ({len(pairs)} held-out rows x {len(cv.genes)} genes)")
+        cv=dict(folds=cv.fold_names, held_out_rows=held_out_rows, repeats=crossval.REPEATS,
+                scheme=cv.scheme.as_dict(), seeds=sorted({fold.seed for fold in cv.folds}),
+                pseudolabels=len(cv.pseudolabels), reps={e.id: e.reps for e in entries},
+                epochs={e.id: e.epochs for e in entries}, overrides=dict(reps=options.reps, epochs=options.epochs)),
+        title=f"{options.stage}: cross-validation on {cv.train_path}, {len(cv.fold_names)} folds "
+              f"({cv.scheme.name} scheme) x {crossval.REPEATS} repeats ({len(pairs)} held-out rows x "
+              f"{len(cv.genes)} genes)")
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)
 

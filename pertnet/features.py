@@ -31,8 +31,9 @@ class Vocabulary:
                      if self.near_match(label)]
             hint = f" ({'; '.join(hints[:3])})" if hints else ""
             raise UserError(f"{source}: {len(unknown)} pair(s) have a cell type or compound that never "
-                            f"occurs in the training data: {shown}{more}{hint}; fix the labels, remove the "
-                            "pairs or add training rows for them")
+                            f"occurs in the training data: {shown}{more}{hint}; the networks learn one embedding "
+                            "per training label, so an unseen label cannot be predicted: fix the label, add "
+                            "training rows with it (any pair), or remove the pairs")
         return np.array([[self._index[c], self._index[s]] for c, s in zip(cell_types, compounds)],
                         dtype=np.int32).reshape(-1, 2)
 

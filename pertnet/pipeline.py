@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import config
-from pertnet import Interrupted, UserError, bundle, data, evaluation, schemas
+from pertnet import Interrupted, UserError, bundle, data, evaluation, locks, schemas, stopping
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.stage import Stage, encode
@@ -19,6 +19,28 @@ from pertnet.stage import Stage, encode
 
 def prepared_path(data_dir, stage):
     return Path(data_dir) / "prepared" / f"{stage}.npz"
+
+
+def preparing(options):
+    """The lock on the stage's prepared training set, for prepare_data (pertnet/locks.py)."""
+    path = prepared_path(options.data_dir, options.stage)
+    return locks.hold(path.with_name(f".{options.stage}.lock"),
+                      f"{path} is being written by {{holder}}; one run per folder: wait for it to end, "
+                      "or give this run another --data-dir")
+
+
+def training(options):
+    """The lock on the stage's models folder, for train (exclusive)."""
+    folder = bundle.stage_dir(options.models_dir, options.stage)
+    return locks.hold(folder / ".lock", f"{folder}/ is being written by {{holder}}; one run per folder: wait "
+                                        "for it to end, or give this run another --models-dir")
+
+
+def reading_models(options):
+    """A shared lock on the stage's models folder, for predict: not while the stage is being trained."""
+    folder = bundle.stage_dir(options.models_dir, options.stage)
+    return locks.hold(folder / ".lock", f"{folder}/ is being trained by {{holder}}; predict once it has "
+                                        "finished", exclusive=False)
 
 
 def prepare(options, log=print):
@@ -32,6 +54,12 @@ def prepare(options, log=print):
     needed = () if options.train_file is not None else (train_path.name,)
     data.require_inputs(data_dir, (*needed, data.ID_MAP_FILE) + (() if from_h5ad else (data.SAMPLE_FILE,)))
     require_writable(prepared_path(data_dir, stage).parent, "--data-dir")
+    with preparing(options):
+        return _prepare(options, train_path, from_h5ad, log)
+
+
+def _prepare(options, train_path, from_h5ad, log):
+    data_dir, stage = options.data_dir, options.stage
     train, dataset_id = data.read_training(train_path, options.layer)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     genes = schemas.gene_columns(train.columns)
@@ -67,8 +95,13 @@ def train(options, log=print):
     model-rep counts as saved once its entry's bundle is complete. A stop signal (Ctrl-C,
     SIGTERM) raises Interrupted, which says how many model-reps were saved.
     """
+    require_writable(bundle.stage_dir(options.models_dir, options.stage), "--models-dir")
+    with training(options):
+        _train(options, log)
+
+
+def _train(options, log):
     stage_name, models_dir = options.stage, options.models_dir
-    require_writable(bundle.stage_dir(models_dir, stage_name), "--models-dir")
     training_set = load_prepared(options.data_dir, stage_name)
     entries = options.entries()
     if options.overrides():
@@ -96,7 +129,8 @@ def train(options, log=print):
 
     try:
         stage.fit(training_set, options.seed, log, status, save)
-    except KeyboardInterrupt as stop:  # a stop signal: at the end of an epoch, or while saving (atomic files)
+        stopping.check()  # a signal while the last entry was saved
+    except KeyboardInterrupt as stop:  # a stop signal: at the end of an epoch, between entries, or a second one
         raise Interrupted(getattr(stop, "signum", signal.SIGINT),
                           f"{sum(e.reps for e in kept)} of {sum(e.reps for e in entries)} model-reps saved in "
                           f"{bundle.stage_dir(models_dir, stage_name)}/; rerun the same command to resume") from None
@@ -113,6 +147,12 @@ def predict(options, log=print):
     data_dir, stage_name = options.data_dir, options.stage
     data.require_inputs(data_dir, (data.ID_MAP_FILE,))
     require_writable(options.submissions_dir, "--submissions-dir")
+    with reading_models(options):
+        return _predict(options, log)
+
+
+def _predict(options, log):
+    data_dir, stage_name = options.data_dir, options.stage
     stage = bundle.load_stage(options.models_dir, stage_name, options.entries(), options.configuration())
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     trained_on = f"the genes the models in {bundle.stage_dir(options.models_dir, stage_name)}/ were trained on"
@@ -145,10 +185,16 @@ def repro(options, log=print):
     for folder, option in ((options.data_dir, "--data-dir"), (options.models_dir, "--models-dir"),
                            (options.submissions_dir, "--submissions-dir")):
         require_writable(folder, option)  # before hours of training, not after
+    with preparing(options), training(options):  # for the whole chain: no other run slips in between its steps
+        return _repro(options, log)
+
+
+def _repro(options, log):
     if options.stage in config.PSEUDOLABEL_SOURCE:
         repro(options.replace(stage=config.PSEUDOLABEL_SOURCE[options.stage], output_format="csv"), log)
     prepare(options, log)
-    train(options, log)
+    stopping.check()  # between the steps: each one's files are complete
+    train(options, log)  # which checks at its end
     out = predict(options, log)
     truth = evaluation.truth_file(options.data_dir)
     if truth is not None:

@@ -15,17 +15,18 @@ import time
 import numpy as np
 import pandas as pd
 
-from pertnet import architectures, ensemble
+from pertnet import architectures, ensemble, memory, stopping
 from pertnet.features import Vocabulary
-from pertnet.targets import SVDCodec
+from pertnet.targets import SVDCodec, cap_n_dim, n_dim_limit
 
 
 def encode(train, genes, seed, pseudolabels=None):
-    """The training set from de_train rows (which alone set the clip bounds) plus pseudolabel rows:
-    shuffled once with `seed`, labels encoded with their vocabulary (the arrays prepare_data saves)."""
-    rows = pd.concat([train, pseudolabels], ignore_index=True) if pseudolabels is not None and len(pseudolabels) \
-        else train
-    rows = rows.sample(frac=1, random_state=seed)
+    """The training set from de_train rows (which alone set the clip bounds) plus pseudolabel rows: as the
+    original, de_train shuffled once with `seed` and the pseudolabels appended after it in their own
+    (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves)."""
+    rows = train.sample(frac=1, random_state=seed)
+    if pseudolabels is not None and len(pseudolabels):
+        rows = pd.concat([rows, pseudolabels], ignore_index=True)
     vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
     return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name),
                 train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
@@ -55,9 +56,20 @@ class Stage:
         self.weights = {} if weights is None else weights
 
     @classmethod
-    def start(cls, name, entries, training_set, seed):
-        """Unfitted: the codec fitted once at the stage's largest n_dim (each entry truncates it)."""
-        codec = SVDCodec(max(e.n_dim for e in entries)).fit(training_set["train_targets"])
+    def start(cls, name, entries, training_set, seed, log=print):
+        """Unfitted: the codec fitted once at the stage's largest n_dim (each entry truncates it). An entry
+        whose n_dim exceeds what the training targets allow (rows x genes) trains at the largest allowed,
+        a departure said in one line."""
+        targets = training_set["train_targets"]
+        limit = n_dim_limit(targets)
+        over = [e for e in entries if e.n_dim > limit]
+        if over:
+            log(f"[{name}] departing from the configuration: {targets.shape[0]} training rows x {targets.shape[1]} "
+                f"genes allow at most {limit} SVD components; entries {', '.join(f'{e.id} (n_dim {e.n_dim})' for e in over)} "
+                f"train at n_dim {limit}")
+            entries = cap_n_dim(entries, limit)
+        memory.require_fit(entries, len(targets), len(training_set["vocabulary"]), f"stage {name}")  # before any work
+        codec = SVDCodec(max(e.n_dim for e in entries)).fit(targets)
         return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
                    str(training_set.get("dataset_id", "")))
@@ -72,7 +84,8 @@ class Stage:
 
         status(entry) -> (done, note): done skips the entry (its weights stay where they are, e.g.
         in its bundle); the note leads its log line. on_fitted(entry, rep_weights) runs after each
-        trained entry (`train` saves its bundle there). A stop signal raises at the end of an epoch.
+        trained entry (`train` saves its bundle there). A stop signal raises Interrupted at the end of
+        an epoch or between entries.
         """
         from pertnet import training  # TensorFlow loads only where something trains
 
@@ -81,6 +94,7 @@ class Stage:
         progress = training.Progress(self.name, sum(flops.values()), log)
         trained, skipped = [], []
         for number, entry in enumerate(self.entries, 1):
+            stopping.check()  # between entries: the one before is saved
             label = f"[{self.name}] entry {entry.id} ({number}/{len(self.entries)})"
             done, note = status(entry)
             if done:
@@ -133,11 +147,21 @@ class Stage:
         return combine(entry_predictions, [e.weight for e in self.entries], self.clip_low, self.clip_high)
 
 
-def fit_side_by_side(stages, training_sets, seeds, entry, on_epoch=None):
+def fit_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0):
     """Train `entry` for several stages at once: stages of as many training rows and labels (the
     folds of a cross-validation), every stage's reps side by side in one stack, each on its own
     rows. Each stage gets what its own `fit` would give it, up to float rounding; one traced
-    training loop instead of one per stage is what makes it faster."""
+    training loop instead of one per stage is what makes it faster. Where all of them at once would
+    go over their `share` of the CLI's memory budget, they train in as few smaller stacks as stay
+    within it (cross-validation gives each group of folds a share of what is left)."""
+    rows, vocab_size = len(training_sets[0]["train_inputs"]), len(stages[0].vocabulary)
+    together = memory.side_by_side(entry, rows, vocab_size, len(stages), share)
+    for first in range(0, len(stages), together):
+        chunk = slice(first, first + together)
+        _fit_together(stages[chunk], training_sets[chunk], seeds[chunk], entry, on_epoch)
+
+
+def _fit_together(stages, training_sets, seeds, entry, on_epoch):
     from pertnet import training
 
     inputs = np.concatenate([np.repeat(ts["train_inputs"][None], entry.reps, 0) for ts in training_sets])

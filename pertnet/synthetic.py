@@ -150,19 +150,49 @@ def _write_zero_submission(path, ids, genes: list[str]) -> None:
         f.writelines(f"{i}{zeros}\n" for i in ids)
 
 
-def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False) -> None:
+def competition_design() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(compounds, training pairs, id_map) of the competition: its 614 training rows and 255 pairs to predict."""
+    pairs = pd.read_csv(RESOURCES / "competition_pairs.csv")
+    train = pairs.loc[pairs["split"] == "train", ["cell_type", "sm_name"]]
+    return pd.read_csv(RESOURCES / "compounds.csv"), train, pd.read_csv(RESOURCES / "id_map.csv")
+
+
+def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: int = 2, test_compounds: int = 0,
+                  scattered: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(compounds, training pairs, id_map) of a made-up screen: every cell type x compound, less the pairs to
+    predict. Held out the competition's way, the last `test_compounds` compounds in the last
+    `test_cell_types` cell types; or, with `scattered`, that many pairs drawn at random over the whole
+    grid, each cell type and compound keeping a training row (a design where every cell type is tested)."""
+    grid = pd.DataFrame([(c, s) for c in cell_types for s in compounds], columns=["cell_type", "sm_name"])
+    if scattered:
+        left = {**grid["cell_type"].value_counts().to_dict(), **grid["sm_name"].value_counts().to_dict()}
+        chosen = []
+        for row in np.random.default_rng([seed, 2]).permutation(len(grid)):  # its own stream: the values keep theirs
+            cell_type, compound = grid.iloc[row]
+            if len(chosen) < scattered and left[cell_type] > 1 and left[compound] > 1:
+                chosen.append(row)
+                left[cell_type] -= 1
+                left[compound] -= 1
+        held_out = grid.index.isin(chosen)
+    else:
+        held_out = (grid["cell_type"].isin(cell_types[len(cell_types) - test_cell_types:])
+                    & grid["sm_name"].isin(compounds[len(compounds) - test_compounds:])).to_numpy()
+    metadata = pd.DataFrame({"sm_name": compounds, "sm_lincs_id": [f"LSM-{i}" for i in range(1, len(compounds) + 1)],
+                             "SMILES": "C", "control": False})  # made up, like the names
+    id_map = grid[held_out].reset_index(drop=True).rename_axis("id").reset_index()
+    return metadata, grid[~held_out], id_map
+
+
+def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False, design=None) -> None:
     """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth).
 
     as_h5ad: also write de_train.h5ad and de_test.h5ad, the benchmark's format, with every field its
     file specs require (see `_write_h5ad`); the other files are the same with or without it.
+    design: (compounds, training pairs, id_map), e.g. `screen_design`'s; default the competition's.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    compounds = pd.read_csv(RESOURCES / "compounds.csv")
-    pairs = pd.read_csv(RESOURCES / "competition_pairs.csv")
-    id_map = pd.read_csv(RESOURCES / "id_map.csv")
-
-    train = pairs.loc[pairs["split"] == "train", ["cell_type", "sm_name"]]
+    compounds, train, id_map = design or competition_design()
     test = id_map[["cell_type", "sm_name"]]
     both = pd.concat([train, test], ignore_index=True)
     meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[META]
@@ -265,19 +295,59 @@ def stats(out_dir) -> dict:
     }
 
 
+def _labels(text: str, kind: str) -> list[str]:
+    """--cell-types / --compounds: a count of made-up names, or the names themselves, comma-separated."""
+    if text.strip().isdigit():
+        count = int(text)
+        return [f"{kind} {i:0{len(str(count))}d}" for i in range(1, count + 1)]
+    names = [name.strip() for name in text.split(",")]
+    if "" in names or len(set(names)) < len(names):
+        raise argparse.ArgumentTypeError(f"give a count or distinct comma-separated names, got {text!r}")
+    return names
+
+
+def _screen(args, parser) -> tuple:
+    """The design --cell-types, --compounds and what they hold out ask for, checked."""
+    cell_types = args.cell_types or _labels("4", "cell type")
+    compounds = args.compounds or _labels("30", "compound")
+    test_compounds = len(compounds) // 3 if args.test_compounds is None else args.test_compounds
+    if args.scattered:
+        if args.scattered > len(cell_types) * len(compounds) - max(len(cell_types), len(compounds)):
+            parser.error(f"--scattered {args.scattered} leaves some cell type or compound without a training row")
+    elif not (0 < args.test_cell_types < len(cell_types) and 0 < test_compounds < len(compounds)):
+        parser.error(f"--test-cell-types must be 1..{len(cell_types) - 1} and --test-compounds "
+                     f"1..{len(compounds) - 1}: the pairs to predict need their labels in training rows")
+    return screen_design(cell_types, compounds, args.test_cell_types, test_compounds, args.scattered, args.seed)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0],
-                                     allow_abbrev=False)
+    from pertnet import cli  # the commands' option parser: one-line errors
+
+    parser = cli.Parser(False, prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0])
     parser.add_argument("--out", help="folder to write the synthetic dataset into")
-    parser.add_argument("--genes", type=int, default=18211)
+    parser.add_argument("--genes", type=cli.positive_int, default=18211)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--h5ad", action="store_true", help="also write de_train.h5ad and de_test.h5ad")
     parser.add_argument("--stats", metavar="DIR", help="print statistics of a generated dataset")
+    screen = parser.add_argument_group("another design (default: the competition's cell types, compounds and pairs)")
+    screen.add_argument("--cell-types", type=lambda text: _labels(text, "cell type"), metavar="N|NAMES",
+                        help="a screen of these cell types: a count (made-up names) or comma-separated names (default 4)")
+    screen.add_argument("--compounds", type=lambda text: _labels(text, "compound"), metavar="N|NAMES",
+                        help="its compounds, likewise (default 30)")
+    screen.add_argument("--test-cell-types", type=cli.positive_int, default=2, metavar="K",
+                        help="pairs to predict: the last K cell types' rows (default 2) ...")
+    screen.add_argument("--test-compounds", type=cli.positive_int, metavar="M",
+                        help="... of the last M compounds (default a third of them), as in the competition")
+    screen.add_argument("--scattered", type=cli.positive_int, metavar="P",
+                        help="instead, P pairs to predict drawn at random over all cell types")
     args = parser.parse_args(argv)
     if not args.out and not args.stats:
         parser.error("give --out DIR and/or --stats DIR")
+    design_options = (args.cell_types, args.compounds, args.test_compounds, args.scattered)
+    is_screen = any(option is not None for option in design_options) or args.test_cell_types != 2
     if args.out:
-        generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad)
+        generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad,
+                 design=_screen(args, parser) if is_screen else None)
     if args.stats:
         for name, value in stats(args.stats).items():
             print(f"{name:45s} {value:.4f}" if isinstance(value, float) else f"{name:45s} {value}")
@@ -285,4 +355,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from pertnet import cli
+
+    raise SystemExit(cli.run(main))

@@ -1,5 +1,17 @@
 """The target codec: a truncated SVD that maps gene vectors to a few components and back."""
+import dataclasses
+
 import numpy as np
+
+
+def n_dim_limit(targets):
+    """The most components the targets (rows x genes) have: min(rows, genes)."""
+    return min(np.shape(targets))
+
+
+def cap_n_dim(entries, limit):
+    """The entries with n_dim at most `limit` (what the data allows; other fields as they are)."""
+    return [dataclasses.replace(e, n_dim=min(e.n_dim, limit)) for e in entries]
 
 
 class SVDCodec:
@@ -51,6 +63,10 @@ def top_right_singular_vectors(a, k):
     if a.shape[0] < a.shape[1]:
         values, u = np.linalg.eigh(a @ a.T)
         top = np.argsort(values)[::-1][:k]
-        return (u[:, top].T @ a) / np.sqrt(values[top])[:, None]
+        singular = np.sqrt(np.clip(values[top], 0, None))
+        # beyond the targets' rank (repeated or all-zero rows) a vector is 0/0: it is left all zeros,
+        # a component that encodes and decodes nothing, instead of NaN
+        real = singular > singular[0] * 1e-7
+        return np.where(real[:, None], u[:, top].T @ a, 0) / np.where(real, singular, 1)[:, None]
     values, v = np.linalg.eigh(a.T @ a)
     return v[:, np.argsort(values)[::-1][:k]].T

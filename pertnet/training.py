@@ -14,7 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pertnet import architectures, nets
+from pertnet import architectures, nets, stopping
 from pertnet.files import peak_memory_kb
 
 tf.get_logger().setLevel("ERROR")  # each entry traces its own loop, by design: no "retracing" warnings
@@ -143,6 +143,7 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
         losses = epoch(tf.constant(order), tf.constant(number, tf.int64))
         if on_epoch is not None:
             on_epoch(number, losses.numpy())
+        stopping.check()  # a stop signal ends the entry here, at the end of an epoch
     weights = stack.get_weights()
     return [[w[rep] for w in weights] for rep in range(reps)]
 

@@ -21,23 +21,28 @@ import numpy as np
 import optuna
 
 import config
-from pertnet import Interrupted, UserError, metrics
+from pertnet import Interrupted, UserError, memory, metrics, stopping
 from pertnet.crossval import CrossValidation
 from pertnet.entries import FAMILY_FIELDS, read_stages, stage_entries, write_stages
 from pertnet.files import load_npz, save_npz
 from pertnet.stage import combine
+from pertnet.targets import cap_n_dim
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
 NOT_SEARCHED = {6: ("dropout_1",)}  # family 6 carries a dropout_1 its network never uses
 
 
-def search_space(entry, fixed=()):
+def search_space(entry, fixed=(), n_dim_limit=None):
     """{field: (kind, low, high, step)} over the hyperparameters of the entry's family (config.SEARCH_SPACE),
-    less the `fixed` ones (--reps / --epochs)."""
+    less the `fixed` ones (--reps / --epochs); n_dim at most `n_dim_limit`, what the data allows."""
     fields = ["lr", "emb_out", *FAMILY_FIELDS[entry.architecture], "epochs", "bs", "n_dim"]
-    return {name: tuple(config.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
-            for name in fields if name not in fixed and name not in NOT_SEARCHED.get(entry.architecture, ())}
+    space = {name: tuple(config.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
+             for name in fields if name not in fixed and name not in NOT_SEARCHED.get(entry.architecture, ())}
+    if n_dim_limit is not None and "n_dim" in space:
+        kind, low, high, step = space["n_dim"]
+        space["n_dim"] = (kind, min(low, n_dim_limit), min(high, n_dim_limit), step)
+    return space
 
 
 def suggest(trial, space):
@@ -161,20 +166,27 @@ def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, 
     """Add `trials` trials to the study of entry `entry_id`; write the best entry into `out`."""
     (base,) = stage_entries(options.stage, ids=[entry_id], stages_file=options.stages_file)  # as configured
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
-    space = search_space(base, fixed)
-    start = {name: getattr(base, name) for name in space}
     name = study_name or f"{options.stage}-entry-{entry_id}"
     url, shown = storage_url(storage, tuning_dir)
-    cv = CrossValidation(options)  # reads and checks the data before anything is written
+    cv = CrossValidation(options, log)  # reads and checks the data before anything is written
+    (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
+    space = search_space(base, fixed, cv.n_dim_limit())
+    start = {name: getattr(base, name) for name in space}
     study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
                                               space={k: list(v) for k, v in space.items()}, fixed=fixed,
                                               start=start), options.seed)
     log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}; searching "
         f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
 
+    labels = len(set(cv.train.cell_type) | set(cv.train.sm_name))  # the embedding's rows, for the memory check
+
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
         entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
+        too_big = memory.unfit([entry], len(cv.train) + len(cv.pseudolabels), labels)
+        if too_big:  # outside what this machine can train: not part of the search space
+            trial.set_user_attr("note", too_big)
+            raise optuna.TrialPruned()
         scores = []
         for step, result in enumerate(cv.results([entry], log=lambda line: None)):  # folds as they finish
             scores.append(metrics.mrrmse(result.prediction, result.truth))
@@ -202,7 +214,7 @@ def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_pat
     start = {f"weight_{e.id}": e.weight for e in entries}
     name = study_name or f"{options.stage}-weights"
     url, shown = storage_url(storage, tuning_dir)
-    cv = CrossValidation(options)
+    cv = CrossValidation(options, log)
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
                                               seed=options.seed, fixed=fixed, start=start), options.seed)
@@ -263,19 +275,24 @@ def _optimize(study, objective, trials, start, name, log):
                             if v != start.get(k)) or "the starting configuration"
         folds = " ".join(f"{s:.4f}" for s in trial.user_attrs.get("fold_scores", []))
         outcome = (f"CV {trial.value:.4f}" if trial.state == optuna.trial.TrialState.COMPLETE
-                   else f"{trial.state.name.lower()} after {len(trial.user_attrs.get('fold_scores', []))} fold(s)")
+                   else f"{trial.state.name.lower()} after {len(trial.user_attrs.get('fold_scores', []))} fold(s)"
+                        + (f" ({trial.user_attrs['note']})" if "note" in trial.user_attrs else ""))
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         best = min(complete, key=lambda t: t.value) if complete else None
         left = (time.perf_counter() - started) / len(mine) * (trials - len(mine))
         log(f"[tune {name}] trial {trial.number} ({len(mine)}/{trials} here): {changed}; folds {folds or '-'}; "
             f"{outcome} in {trial.duration.total_seconds():.1f}s; best "
             f"{f'{best.value:.4f} (trial {best.number})' if best else '-'}; about {left:.0f}s left")
+        stopping.check()  # between trials; inside one, CV training stops at the end of an epoch
 
     try:
         study.optimize(objective, n_trials=trials, callbacks=[report])
     except KeyboardInterrupt as stop:
         raise Interrupted(getattr(stop, "signum", signal.SIGINT), f"study {name!r} keeps its {len(study.trials)} "
                           "trials; rerun the same command to add more") from None
+    if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+        raise UserError(f"study {name!r} has no complete trial yet ({len(study.trials)} pruned or failed, as the "
+                        "lines above say); rerun with more --trials")
 
 
 def _finished(study):

@@ -11,13 +11,16 @@ from pertnet import UserError, cli, crossval, data, evaluation, schemas
 from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
+T_AND_NK = ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]  # the author's folds
 
 
 def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
     pairs = pd.read_csv(PAIRS)
     train, test = pairs[pairs.split == "train"].reset_index(drop=True), pairs[pairs.split == "test"]
-    folds = crossval.held_out_masks(train)
-    assert [cell_type for cell_type, _ in folds] == ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]
+    scheme = crossval.design_scheme(train[schemas.PAIR], test, "de_train")  # the rule, fed the competition's design
+    folds = scheme.folds
+    assert scheme.name == "cell_type" and not scheme.notes
+    assert [cell_type for cell_type, _ in folds] == T_AND_NK
     test_compounds = set(test.sm_name)  # the compounds whose B / Myeloid profiles are the test
     for cell_type, held_out in folds:
         held = train[held_out]
@@ -126,7 +129,10 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
     report = json.loads(report_path.read_text())
     assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
     assert report["rows"] == 2 * (129 + 129 + 127 + 129)
-    assert set(report["scores"]["model"]["by_cell_type"]) == set(crossval.CELL_TYPES)
+    assert report["cv"]["folds"] == T_AND_NK and report["cv"]["repeats"] == 2
+    assert report["cv"]["scheme"]["name"] == "cell_type" and "B cells, Myeloid cells" in report["cv"]["scheme"]["reason"]
+    assert "scheme cell_type" in result.stdout
+    assert set(report["scores"]["model"]["by_cell_type"]) == set(T_AND_NK)
     for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
         assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
     assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
@@ -170,7 +176,10 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
     training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     train = pd.read_parquet(tiny_data / data.TRAIN_FILE)
-    held_out = train[crossval.held_out_masks(train)[0][1]]
+    held_out = train[crossval.design_scheme(train[schemas.PAIR], id_map, "de_train").folds[0][1]]
     assert len(training_pairs) == len(captured[0]["train_inputs"]) == len(train) - len(held_out) + len(id_map)
     assert set(map(tuple, id_map[schemas.PAIR].values)) <= training_pairs
     assert not set(map(tuple, held_out[schemas.PAIR].values)) & training_pairs
+    # as the original: the fold's de_train rows shuffled, then the pseudolabels appended in id_map's order
+    appended = [(labels[c], labels[s]) for c, s in captured[0]["train_inputs"][-len(id_map):]]
+    assert appended == list(map(tuple, id_map[schemas.PAIR].values))

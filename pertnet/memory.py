@@ -1,0 +1,85 @@
+"""How much memory training an entry takes, estimated from its widths before anything trains.
+
+Training one entry holds, per model trained side by side (its reps, times the folds of a
+cross-validation): every weight four times over (the variable, Adam's two moments, the gradient)
+plus the NumPy copies made at the start and the end; the epoch's dropout masks (rows x the width
+of each dropout layer, drawn at once); the batch's activations for the backward pass; and its
+targets (rows x n_dim). The estimate counts those and is checked against what is free: the
+machine's memory (or the container's limit) less what the process already holds. An entry that
+would not fit is refused before any training; cross-validation trains fewer folds side by side
+where all of them would go over the CLI's budget (config.MEMORY_BUDGET_GB).
+"""
+import math
+import os
+from pathlib import Path
+
+import config
+from pertnet import UserError, architectures
+
+FLOAT = 4               # bytes of a float32
+WEIGHT_COPIES = 6       # variable, Adam m and v, gradient, the initial and the final NumPy copies
+MASK_COPIES = 2         # the epoch's masks, and their per-batch reshape
+ACTIVATION_COPIES = 4   # each layer's output kept for the backward pass, its gradient, and temporaries
+GB = 2 ** 30
+
+
+def model_bytes(entry, rows, vocab_size):
+    """Estimated bytes one model (one rep of one fold) of `entry` adds while it trains on `rows` rows."""
+    weights = sum(math.prod(shape) for shape, _ in architectures.weight_specs(entry, vocab_size))
+    widths = architectures.layer_widths(entry)
+    kinds = [kind for kind, _ in architectures.layers(entry)]
+    dropped = sum(w for (kind, arg), w in zip(architectures.layers(entry), widths) if kind == "dropout" and arg > 0)
+    batch = min(entry.bs, rows)
+    return FLOAT * (WEIGHT_COPIES * weights + MASK_COPIES * rows * dropped
+                    + ACTIVATION_COPIES * batch * sum(w for kind, w in zip(kinds, widths) if kind != "dropout")
+                    + 2 * rows * entry.n_dim)
+
+
+def held_bytes():
+    """What this process holds now (Linux's VmRSS), 0 where it cannot be read."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+def machine_bytes():
+    """The memory this process may use: the machine's, or its container's (cgroup) limit where lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return total
+
+
+def unfit(entries, rows, vocab_size, models_per_rep=1):
+    """A one-line reason why an entry would not fit in memory (the first that would not), or None."""
+    free = machine_bytes() - held_bytes()
+    for entry in entries:
+        need = model_bytes(entry, rows, vocab_size) * entry.reps * models_per_rep
+        if need > free:
+            return (f"entry {entry.id} would need about {need / GB:.1f} GB to train ({entry.reps} reps x "
+                    f"{models_per_rep} side by side, {rows} rows, batch {entry.bs}, widths "
+                    f"{architectures.dense_widths(entry)}), more than the {free / GB:.1f} GB this machine has free")
+    return None
+
+
+def require_fit(entries, rows, vocab_size, source):
+    """Refuse, before any training, a stage with an entry that would not fit in memory."""
+    reason = unfit(entries, rows, vocab_size)
+    if reason is not None:
+        raise UserError(f"{source}: {reason}; make its Dense layers narrower or give it fewer reps")
+
+
+def side_by_side(entry, rows, vocab_size, folds, share=1.0):
+    """How many of `folds` folds to train side by side so that the process stays within the CLI's
+    budget (config.MEMORY_BUDGET_GB): all of them where they fit in `share` of the room left, at
+    least one. The room is counted from what the process holds now: TensorFlow keeps much of what a
+    training of other shapes used, and does not reuse it for trainings of these."""
+    room = (config.MEMORY_BUDGET_GB * GB - held_bytes()) * share
+    return max(1, min(folds, int(room // (model_bytes(entry, rows, vocab_size) * entry.reps))))
