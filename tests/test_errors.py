@@ -22,10 +22,9 @@ from pertnet.options import Options
 
 
 def snapshot(folder):
-    """Every file under `folder` with a hash of its bytes: what 'nothing written' compares (an empty
-    lock file of pertnet/locks.py is no output: it guards the folder)."""
+    """Every file under `folder` with a hash of its bytes: what 'nothing written' compares."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix != ".lock"}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def fails(module, *args, tmp_path, expect):
