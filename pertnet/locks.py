@@ -21,7 +21,10 @@ _held = {}  # lock file -> "exclusive" / "shared", the locks this process holds
 @contextlib.contextmanager
 def hold(lock_file, refusal, exclusive=True):
     """Hold the lock in `lock_file` for the block, or raise UserError(refusal), whose "{holder}" says
-    which process holds it. A shared lock on a folder that does not exist (nothing to read) is skipped."""
+    which process holds it. A shared lock on a folder that does not exist (nothing to read) is skipped.
+
+    The lock file, and the folders made for it, are removed again when the block ends (folders only
+    where the run left them empty), so a refused or failed run leaves nothing on disk."""
     lock_file = Path(lock_file).absolute()
     if _held.get(lock_file) == "exclusive" or (not exclusive and lock_file in _held):
         yield  # this process already holds it
@@ -29,22 +32,69 @@ def hold(lock_file, refusal, exclusive=True):
     if not exclusive and not lock_file.parent.is_dir():
         yield
         return
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    made = [folder for folder in lock_file.parents if not folder.exists()]
     try:
-        handle = open(lock_file, "a")
+        handle = _locked(lock_file, exclusive, refusal)
     except PermissionError:  # a read-only folder (require_writable refused it to the writers): nothing to guard
         yield
         return
-    with handle:
+    except BaseException:
+        _remove_empty(made)
+        raise
+    _held[lock_file] = "exclusive" if exclusive else "shared"
+    try:
+        yield
+    finally:
+        del _held[lock_file]
+        _release(handle, lock_file)
+        _remove_empty(made)
+
+
+def _locked(lock_file, exclusive, refusal):
+    """The open lock file, locked. Another run may remove the file between our open and our lock
+    (it ended), so the lock counts only if the path still names the file we locked."""
+    while True:
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(lock_file, "a")
+        except FileNotFoundError:  # its folder was removed in between by a run that ended
+            continue
         try:
             fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
+            handle.close()
             raise UserError(refusal.format(holder=_holder(lock_file))) from None
-        _held[lock_file] = "exclusive" if exclusive else "shared"
+        if _same_file(handle, lock_file):
+            return handle
+        handle.close()
+
+
+def _release(handle, lock_file):
+    """Remove the lock file while still holding it exclusively (a shared holder only where no other
+    process holds it), then close it, which drops the lock."""
+    with handle:
         try:
-            yield
-        finally:
-            del _held[lock_file]  # closing the file releases the lock
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # other predictions still read this stage: the last one removes it
+            return
+        if _same_file(handle, lock_file):
+            lock_file.unlink()
+
+
+def _same_file(handle, path):
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _remove_empty(folders):
+    """Remove the folders this run made, innermost first, where it left them empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty, or already gone
+            return
 
 
 def _holder(lock_file):
