@@ -41,7 +41,8 @@ def one_run(data_dir, models_dir, delay_fraction):
             process.send_signal(signal.SIGTERM)
             break
     else:
-        return "no entry was saved", 0.0
+        err = process.communicate(timeout=600)[1].strip().splitlines()
+        return f"no entry was saved (exit {process.returncode}: {err[-1] if err else 'no stderr'})", 0.0
     out, err = process.communicate(timeout=600)
     if process.returncode != 128 + signal.SIGTERM:
         return f"exit {process.returncode}", delay

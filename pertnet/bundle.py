@@ -26,7 +26,8 @@ def save_shared(models_dir, stage):
     """What every entry of a `stage.Stage` shares; written at the start of each training run."""
     save_npz(stage_dir(models_dir, stage.name) / "shared.npz", genes=np.asarray(stage.genes, dtype=str),
              vocabulary=np.asarray(stage.vocabulary, dtype=str), clip_low=stage.clip_low, clip_high=stage.clip_high,
-             components=stage.codec.components_, run=np.asarray(stage.run), dataset_id=np.asarray(stage.dataset_id))
+             components=stage.codec.components_, run=np.asarray(stage.run), dataset_id=np.asarray(stage.dataset_id),
+             pseudolabel_pairs=stage.pseudolabel_pairs)
 
 
 def _retrain_hint(stage):
@@ -128,7 +129,7 @@ def load_stage(models_dir, name, entries, configuration="config.py"):
         trained.append(saved)
     return Stage(name, trained, shared["genes"], shared["vocabulary"], shared["clip_low"], shared["clip_high"],
                  SVDCodec.from_components(shared["components"]), str(shared["run"]),
-                 str(shared.get("dataset_id", "")), _RepWeights(models_dir, name))
+                 str(shared.get("dataset_id", "")), _RepWeights(models_dir, name), shared.get("pseudolabel_pairs"))
 
 
 def _entry(meta, models_dir, stage, entry_id):

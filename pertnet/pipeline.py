@@ -162,6 +162,7 @@ def _predict(options, log):
         data.check_same_genes(order, stage.genes, data_dir / data.SAMPLE_FILE, trained_on)
     inputs = stage.encode_pairs(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} (against "
                                 f"the vocabulary of the models in {bundle.stage_dir(options.models_dir, stage_name)}/)")
+    _note_other_pairs(stage, inputs, data_dir / data.ID_MAP_FILE, log)
     started = time.perf_counter()
     column = {gene: i for i, gene in enumerate(stage.genes)}
     values = stage.predict(inputs)[:, [column[g] for g in order]]
@@ -176,6 +177,19 @@ def _predict(options, log):
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}")
     return out
+
+
+def _note_other_pairs(stage, inputs, id_map_path, log):
+    """A stage fitted on pseudolabels of some pairs, asked for others, says so: its models learnt those
+    pairs from the stage before; a new pair gets no such help (its prediction is still the models')."""
+    fitted = set(map(tuple, np.asarray(stage.pseudolabel_pairs).tolist()))
+    if not fitted:
+        return
+    other = sum(pair not in fitted for pair in map(tuple, inputs.tolist()))
+    if other:
+        log(f"[{stage.name}] note: {other} of the {len(inputs)} pairs in {id_map_path} are not among the "
+            f"{len(fitted)} whose pseudolabels these models were fitted on; they are predicted without that help "
+            f"(for a new id_map, rerun `python -m repro --stage {stage.name}` with it for the method as designed)")
 
 
 def repro(options, log=print):

@@ -102,6 +102,7 @@ _TRAINING_SET = (
 PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (
     Field("train_inputs", "int32 (rows, 2)", True, "label codes of the shuffled training rows (pseudolabels included)"),
     Field("train_targets", "float32 (rows, genes)", True, "their gene values"),
+    Field("pseudolabel_rows", "int ()", False, "how many of them, at the end, are pseudolabels"),
     *_TRAINING_SET,
     Field("test_inputs", "int32 (pairs, 2)", True, "label codes of the id_map pairs"),
     Field("test_ids", "int (pairs,)", True, "their ids"),
@@ -113,6 +114,7 @@ BUNDLE_SHARED = Format("models/<stage>/shared.npz", "what every entry and rep of
     Field("components", "float32 (k, genes)", True, "SVD basis; an entry with n_dim uses the first n_dim rows"),
     Field("run", "str ()", True, "fingerprint of the training arrays, seed and stage"),
     Field("dataset_id", "str ()", False, "the training file's dataset_id"),
+    Field("pseudolabel_pairs", "int32 (pairs, 2)", False, "label codes of the pairs whose pseudolabels it trained on"),
 ))
 
 BUNDLE_ENTRY = Format("models/<stage>/model_<id>/entry.json", "one entry's bundle; written after its rep files "

@@ -25,10 +25,11 @@ def encode(train, genes, seed, pseudolabels=None):
     original, de_train shuffled once with `seed` and the pseudolabels appended after it in their own
     (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves)."""
     rows = train.sample(frac=1, random_state=seed)
-    if pseudolabels is not None and len(pseudolabels):
+    appended = 0 if pseudolabels is None else len(pseudolabels)
+    if appended:
         rows = pd.concat([rows, pseudolabels], ignore_index=True)
     vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
-    return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name),
+    return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name), pseudolabel_rows=np.int64(appended),
                 train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
                 vocabulary=np.asarray(vocab.labels_, dtype=str),
                 clip_low=train[genes].min().to_numpy(np.float32), clip_high=train[genes].max().to_numpy(np.float32))
@@ -46,14 +47,16 @@ def run_fingerprint(training_set, seed, name):
 class Stage:
     """A stage's entries and what they share (genes, vocabulary, clip bounds, SVD codec), and once
     fitted, each entry's rep weights: `weights[entry.id]` is one weight list per rep (a stage
-    loaded from its bundle reads an entry's weights when they are asked for)."""
+    loaded from its bundle reads an entry's weights when they are asked for). `pseudolabel_pairs`
+    are the label codes of the pairs whose pseudolabels it trained on (none for a stage without)."""
 
     def __init__(self, name, entries, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id="",
-                 weights=None):
+                 weights=None, pseudolabel_pairs=None):
         self.name, self.entries, self.genes, self.vocabulary = name, list(entries), list(genes), list(vocabulary)
         self.clip_low, self.clip_high, self.codec, self.run = clip_low, clip_high, codec, run
         self.dataset_id = dataset_id
         self.weights = {} if weights is None else weights
+        self.pseudolabel_pairs = np.zeros((0, 2), np.int32) if pseudolabel_pairs is None else pseudolabel_pairs
 
     @classmethod
     def start(cls, name, entries, training_set, seed, log=print):
@@ -70,9 +73,11 @@ class Stage:
             entries = cap_n_dim(entries, limit)
         memory.require_fit(entries, len(targets), len(training_set["vocabulary"]), f"stage {name}")  # before any work
         codec = SVDCodec(max(e.n_dim for e in entries)).fit(targets)
+        appended = int(training_set.get("pseudolabel_rows", 0))  # the last rows, as encode() put them
         return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
-                   str(training_set.get("dataset_id", "")))
+                   str(training_set.get("dataset_id", "")),
+                   pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:])
 
     def entry_fingerprint(self, entry):
         """What one entry's weights were made from: the run's fingerprint and its hyperparameters."""

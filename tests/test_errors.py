@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import config
 import evaluate
 import predict
 import prepare_data
@@ -341,6 +342,16 @@ def test_predict_on_a_new_id_map_with_the_competitions_sample_submission(trained
 def test_predict_with_labels_outside_the_bundles_vocabulary(trained):
     edit_csv(trained / "data/id_map.csv", lambda f: f.assign(sm_name=f["sm_name"].where(f.index > 0, "Novelmab")))
     predict_fails(trained, "id_map.csv (against the vocabulary of the models in", ", 'Novelmab')")
+
+
+def test_an_entry_too_wide_for_the_machine_is_refused_before_training(trained):
+    wide = {"simple": [{**config.STAGES["simple"][0], "dense_1": 10_000_000}]}
+    (trained / "wide.json").write_text(json.dumps(wide))
+    shutil.rmtree(trained / "models")
+    fails(train, "--stage", "simple", *dirs(trained, trained / "data"), "--stages", trained / "wide.json",
+          tmp_path=trained, expect=["stage simple: entry 7 would need about ", "GB this machine has free; make "
+                                    "its Dense layers narrower or give it fewer reps"])
+    assert not (trained / "models").exists()
 
 
 def test_errors_are_one_line_even_after_tensorflow_starts(tmp_path, tiny_data):

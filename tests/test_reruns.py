@@ -196,3 +196,20 @@ def test_predict_needs_no_training_data(runs, tmp_path):
     assert cli.run(predict.main, options) == 2  # the bundles came from stages.json, not config.py
     assert cli.run(predict.main, [*options, "--stages", str(folder / "stages.json")]) == 0
     assert data.submission_path(folder / "submissions", "stage_2").read_bytes() == before
+
+
+def test_stage_2_on_pairs_it_had_no_pseudolabels_for_says_so(runs, tmp_path, capsys):
+    folder = tmp_path / "run"
+    shutil.copytree(runs[0], folder)
+    options = ["--stage", "stage_2", *map(str, dirs(folder, folder / "data")), "--stages", str(folder / "stages.json")]
+    assert cli.run(predict.main, options) == 0
+    assert "note:" not in capsys.readouterr().out  # the pairs it was fitted on
+    id_map = pd.read_csv(folder / "data" / "id_map.csv")
+    trained_pairs = pd.read_parquet(folder / "data" / "de_train.parquet", columns=["cell_type", "sm_name"])
+    other = pd.concat([id_map.head(3), trained_pairs.head(2)], ignore_index=True)[["cell_type", "sm_name"]]
+    other.insert(0, "id", range(len(other)))
+    other.to_csv(folder / "data" / "id_map.csv", index=False)
+    (folder / "data" / "sample_submission.csv").unlink()
+    assert cli.run(predict.main, options) == 0
+    assert (f"[stage_2] note: 2 of the 5 pairs in {folder / 'data' / 'id_map.csv'} are not among the "
+            f"{len(id_map)} whose pseudolabels these models were fitted on") in capsys.readouterr().out

@@ -12,6 +12,9 @@ import sys
 import pytest
 
 import config
+import predict
+import repro
+import train
 from conftest import ROOT, dirs, run_cli
 from pertnet import Interrupted, cli, stopping
 
@@ -94,31 +97,30 @@ def test_a_signal_inside_a_finalizer_stops_the_run(tmp_path, prepared):
     assert not list((tmp_path / "models").rglob("*.tmp"))
 
 
-def test_one_run_per_folder_and_a_killed_run_leaves_it_usable(tmp_path, prepared):
-    """A train frozen (SIGSTOP) while it trains: a second train and a predict refuse, naming it; once
-    it is killed with SIGKILL the folder is usable at once."""
+def test_one_run_per_folder_and_a_killed_run_leaves_it_usable(tmp_path, prepared, capsys):
+    """A train frozen (SIGSTOP) while it trains: a second train, a repro and a predict (run here, in
+    this process) refuse, naming it; once it is killed with SIGKILL the folder is usable at once."""
     first = _python("import sys, train; from pertnet import cli; sys.exit(cli.run(train.main, sys.argv[1:]))",
                     tmp_path, "--stage", "stage_1", *QUICK, *prepared)
     for line in first.stdout:
         if " entry " in line and "family" in line:  # training its first entry: the folder is held
             first.send_signal(signal.SIGSTOP)
             break
+    args = ["--stage", "stage_1", *QUICK, *map(str, prepared)]
     try:
-        second = run_cli("train", "--stage", "stage_1", *QUICK, *prepared, cwd=tmp_path)
         folder = tmp_path / "models" / "stage_1"
-        assert second.returncode == 2
-        assert second.stderr == (f"error: {folder}/ is being written by process {first.pid} (python -c import sys, "
-                                 f"train; from pertnet import cli; sys.exit(cli.run(train.main, sys.argv[1:])) "
-                                 f"--stage stage_1 {' '.join(QUICK)} {' '.join(map(str, prepared))}); one run per "
-                                 "folder: wait for it to end, or give this run another --models-dir\n")
-        reading = run_cli("predict", "--stage", "stage_1", *prepared, cwd=tmp_path)
-        assert reading.returncode == 2
-        assert reading.stderr.startswith(f"error: {folder}/ is being trained by process {first.pid} (")
-        assert reading.stderr.endswith("); predict once it has finished\n")
-        preparing = run_cli("repro", "--stage", "stage_1", *QUICK, *prepared, cwd=tmp_path)
-        assert preparing.returncode == 2 and f"is being written by process {first.pid}" in preparing.stderr
+        assert cli.run(train.main, args) == 2
+        assert capsys.readouterr().err == (
+            f"error: {folder}/ is being written by process {first.pid} (python -c import sys, train; from pertnet "
+            f"import cli; sys.exit(cli.run(train.main, sys.argv[1:])) {' '.join(args)}); one run per folder: "
+            "wait for it to end, or give this run another --models-dir\n")
+        assert cli.run(predict.main, ["--stage", "stage_1", *map(str, prepared)]) == 2
+        reading = capsys.readouterr().err
+        assert reading.startswith(f"error: {folder}/ is being trained by process {first.pid} (")
+        assert reading.endswith("); predict once it has finished\n")
+        assert cli.run(repro.main, args) == 2
+        assert f"is being written by process {first.pid}" in capsys.readouterr().err
     finally:
         first.kill()
         first.communicate()
-    again = run_cli("train", "--stage", "stage_1", *QUICK, *prepared, cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
+    assert cli.run(train.main, ["--stage", "stage_1", "--reps", "1", "--epochs", "1", *map(str, prepared)]) == 0

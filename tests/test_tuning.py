@@ -14,7 +14,7 @@ import predict
 import train
 import tune
 from conftest import ROOT, dirs
-from pertnet import cli, tuning
+from pertnet import cli, memory, tuning
 from pertnet.entries import read_stages, stage_entries
 
 QUICK = ["--reps", "1", "--epochs", "1"]
@@ -132,3 +132,11 @@ def test_a_stages_file_with_a_bad_field_is_refused_before_any_work(tmp_path, dat
                                         tmp_path / "bad.json")) == 2
     assert "bad.json, stage stage_1: entry '1': missing field(s) lr" in capsys.readouterr().err
     assert not (tmp_path / "tuning").exists()
+
+
+def test_a_trial_too_big_for_the_machine_is_pruned_with_a_note(tmp_path, data, capsys, monkeypatch):
+    monkeypatch.setattr(memory, "machine_bytes", lambda: 0)  # nothing fits
+    assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "1", "--trials", "1")) == 2
+    out, err = capsys.readouterr()
+    assert "pruned after 0 fold(s) (entry 1 would need about " in out
+    assert err.startswith("error: study 'stage_1-entry-1' has no complete trial yet") and err.count("\n") == 1
