@@ -3,11 +3,12 @@ cross-validate a stage on its training data (--stage S --cv); beside four baseli
 import sys
 from pathlib import Path
 
+import config
 from pertnet import cli, data, evaluation
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, stage_required=False, reads_training=True, tensorflow=False,  # only --cv trains
+    p = cli.parser(__doc__, config, stage_required=False, reads_training=True, tensorflow=False,  # only --cv trains
                    overrides=True)  # --reps / --epochs, for --cv
     p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
     p.add_argument("--submission", type=Path,

@@ -4,12 +4,13 @@ import os
 import sys
 import time
 
+import config
 from pertnet import bundle, cli
 from pertnet.files import atomic_path, require_writable
 
 
 def main(argv=None):
-    args = cli.parser(__doc__).parse_args(argv)
+    args = cli.parser(__doc__, config).parse_args(argv)
     export(cli.options(args))
 
 

@@ -1,11 +1,12 @@
 """python -m predict --stage S: ensemble the stage's bundles and write its submission."""
 import sys
 
+import config
 from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, tensorflow=False, writes_predictions=True).parse_args(argv)
+    args = cli.parser(__doc__, config, tensorflow=False, writes_predictions=True).parse_args(argv)
     pipeline.predict(cli.options(args))
 
 

@@ -1,11 +1,12 @@
 """python -m prepare_data --stage S: validate the inputs and write the stage's encoded arrays."""
 import sys
 
+import config
 from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, tensorflow=False, reads_training=True, entries=False).parse_args(argv)
+    args = cli.parser(__doc__, config, tensorflow=False, reads_training=True, entries=False).parse_args(argv)
     pipeline.prepare(cli.options(args))
 
 

@@ -1,11 +1,12 @@
 """python -m repro --stage S: prepare, train and predict the stage (stage_2 runs stage_1 first)."""
 import sys
 
+import config
 from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, training=True, reads_training=True, writes_predictions=True).parse_args(argv)
+    args = cli.parser(__doc__, config, training=True, reads_training=True, writes_predictions=True).parse_args(argv)
     pipeline.repro(cli.options(args))
 
 

@@ -1,11 +1,12 @@
 """python -m train --stage S: train every entry x rep of the stage and save the bundles."""
 import sys
 
+import config
 from pertnet import cli, pipeline
 
 
 def main(argv=None):
-    args = cli.parser(__doc__, training=True).parse_args(argv)
+    args = cli.parser(__doc__, config, training=True).parse_args(argv)
     pipeline.train(cli.options(args))
 
 

@@ -8,7 +8,7 @@ from pertnet import cli, tuning
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, overrides=True, reads_training=True)
+    p = cli.parser(__doc__, config, overrides=True, reads_training=True)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--entry", help="the entry whose hyperparameters to search (an id of the stage)")
     target.add_argument("--weights", action="store_true", help="search the stage's ensemble weights instead")

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
-from pertnet import evaluation, files  # noqa: E402
+from pertnet import defaults, evaluation, files  # noqa: E402
 
 
 def matmul_rate(seconds=1.0):
@@ -230,7 +230,7 @@ def tuning_trial(stage, entry, data, scratch, overrides):
           "--tuning-dir", scratch / "tuning", *overrides]
     wall, rss, output = run_command("tune", me, scratch / "tune.log")
     trial_s = float(re.search(r"trial 0 \(1/1 here\): .* in ([\d.]+)s;", output).group(1))
-    cv = crossval.CrossValidation(Options(stage, data))
+    cv = crossval.CrossValidation.from_files(Options(stage, data))
     rows = [int((~fold.held_out).sum()) + len(cv.pseudolabels) for fold in cv.folds]
     return dict(trial_s=trial_s, command_wall_s=round(wall, 1), peak_rss_mb=round(rss),
                 train_tflop=sum(training.training_flops(entry, r) for r in rows) / 1e12)
@@ -238,7 +238,7 @@ def tuning_trial(stage, entry, data, scratch, overrides):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--stage", choices=config.STAGE_NAMES)
+    p.add_argument("--stage", choices=defaults.STAGE_NAMES)
     p.add_argument("--evaluate-only", type=Path, metavar="SUBMISSION",
                    help="only time `python -m evaluate` on this submission against the plain read (part 4)")
     p.add_argument("--reps", type=int, help="override every entry's reps (default: as configured)")
@@ -276,8 +276,8 @@ def main():
         me = [Path(__file__).resolve(), "--child"]
         entries = ["--entries", args.entries] if args.entries else []
         overrides = [*(["--reps", args.reps] if args.reps else []), *(["--epochs", args.epochs] if args.epochs else [])]
-        if args.stage in config.PSEUDOLABEL_SOURCE:
-            source = config.PSEUDOLABEL_SOURCE[args.stage]
+        if args.stage in defaults.PSEUDOLABEL_SOURCE:
+            source = defaults.PSEUDOLABEL_SOURCE[args.stage]
             print(f"[bench] making {source}'s submission (pseudolabels) with one epoch, not timed ...", flush=True)
             for command in ("prepare", "train", "predict"):
                 run_command(command, [*me, command, "--stage", source, *folders, "--reps", 1, "--epochs", 1],
@@ -335,7 +335,7 @@ def main():
                                         ours_predict_s_per_model=results["predict"]["wall_s"] / models,
                                         predict_speedup=reference["predict"] / (results["predict"]["wall_s"] / models))
         tune_entry = args.tune_entry or args.reference_entry or run_entries[0].id
-        if tune_entry != "0" and args.stage not in config.PSEUDOLABEL_SOURCE:
+        if tune_entry != "0" and args.stage not in defaults.PSEUDOLABEL_SOURCE:
             print(f"[bench] one tuning trial of entry {tune_entry} ...", flush=True)
             (entry,) = [e for e in run_entries if e.id == tune_entry]
             trial = tuning_trial(args.stage, entry, data, scratch, overrides)
@@ -368,7 +368,7 @@ def report(s):
               f"entry {len(peaks) // 2 + 1}, {peaks[-1]:.2f} after the last ({len(peaks)} entries)")
     if "truth_mrrmse" in s:
         source = (" (its pseudolabels from a 1-epoch stage_1: not the real chain's score)"
-                  if s["stage"] in config.PSEUDOLABEL_SOURCE else "")
+                  if s["stage"] in defaults.PSEUDOLABEL_SOURCE else "")
         print(f"truth MRRMSE            {s['truth_mrrmse']:8.4f}{source}")
     if "tuning_trial" in s:
         report_tuning_trial(s["tuning_trial"])

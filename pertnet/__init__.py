@@ -1,8 +1,25 @@
 """The 3rd-place method of Open Problems – Single-Cell Perturbations, as a small library.
 
-The entry modules at the repository root (prepare_data, train, predict, repro) are thin
-command lines over `pertnet.pipeline`.
+    import pertnet
+    model = pertnet.fit(de_train, stage="stage_1")   # a DataFrame or an AnnData
+    prediction = model.predict(id_map)               # a DataFrame, one row per pair
+    model.save("models"); pertnet.load("models", stage="stage_1")
+
+`pertnet.PertNet` is the estimator underneath (pertnet/estimator.py; docs/python.md). The entry
+modules at the repository root (prepare_data, train, predict, repro, ...) are command lines over
+`pertnet.pipeline`, which trains through the same estimator.
 """
+__version__ = "1.0.0"
+__all__ = ["PertNet", "fit", "load", "cross_validate", "UserError", "Interrupted", "__version__"]
+
+
+def __getattr__(name):
+    """The API, imported on first use: the commands import pertnet without pandas' start-up time."""
+    if name in ("PertNet", "fit", "load", "cross_validate"):
+        from pertnet import estimator
+
+        return getattr(estimator, name)
+    raise AttributeError(f"module 'pertnet' has no attribute {name!r}")
 
 
 class UserError(Exception):

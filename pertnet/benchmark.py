@@ -10,8 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import config
-from pertnet import Interrupted, UserError, cli, data, pipeline
+from pertnet import Interrupted, UserError, cli, data, defaults, pipeline
 from pertnet.entries import stage_entries
 from pertnet.files import atomic_path, require_writable
 from pertnet.options import Options
@@ -35,7 +34,7 @@ def parser():
     p.add_argument("--reps", type=cli.positive_int,
                    help="reps of every entry (default: as configured, 10 in stage_1 and stage_2, the benchmark's "
                         "default); another count departs from the original")
-    p.add_argument("--stage", choices=config.STAGE_NAMES, default="stage_2",
+    p.add_argument("--stage", choices=defaults.STAGE_NAMES, default="stage_2",
                    help="the stage to run (default %(default)s, the method the benchmark runs)")
     p.add_argument("--epochs", type=cli.positive_int,
                    help="override every entry's epochs (departs from the original; for quick runs)")
@@ -89,7 +88,7 @@ def _check(args):
 def _departing_reps(stage, reps):
     """--reps as an override, or None where it is every entry's configured count: the benchmark always
     passes --reps (default 10, the count of stage_1 and stage_2), and only another count departs."""
-    stages = (stage, config.PSEUDOLABEL_SOURCE.get(stage, stage))
+    stages = (stage, defaults.PSEUDOLABEL_SOURCE.get(stage, stage))
     configured = {entry.reps for name in stages for entry in stage_entries(name)}
     return None if configured == {reps} else reps
 

@@ -6,8 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-import config
-from pertnet import UserError, stopping
+from pertnet import UserError, __version__, defaults, stopping
 from pertnet.entries import read_stages
 from pertnet.options import Options
 
@@ -43,6 +42,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, tensorflow, **kwargs):
         super().__init__(allow_abbrev=False, **kwargs)  # `--output` must not be read as `--output-format`
         self.tensorflow = tensorflow
+        self.add_argument("--version", action="version", version=f"pertnet {__version__}")
 
     def error(self, message):
         command = self.prog if self.prog.startswith("python -m ") else f"python -m {Path(self.prog).stem}"
@@ -55,14 +55,16 @@ class Parser(argparse.ArgumentParser):
         return parsed
 
 
-def parser(description, training=False, stage_required=True, tensorflow=True, reads_training=False,
+def parser(description, config, training=False, stage_required=True, tensorflow=True, reads_training=False,
            writes_predictions=False, entries=True, overrides=False):
-    """The options every entry module takes; `entries` adds --stages; `training` --reps, --epochs and --force
+    """The options every entry module takes, with their defaults from `config` (the repository's config.py:
+    paths, seed and the stage table); `entries` adds --stages; `training` --reps, --epochs and --force
     (`overrides` the first two alone);
     `reads_training` --train-file and --layer; `writes_predictions` --output-format;
     tensorflow=False for a command that never loads it (prepare_data, predict)."""
     p = Parser(tensorflow, description=description)
-    p.add_argument("--stage", required=stage_required, choices=config.STAGE_NAMES, help="which stage to run")
+    p.set_defaults(config=config)
+    p.add_argument("--stage", required=stage_required, choices=tuple(config.STAGES), help="which stage to run")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"input files and prepared arrays (default {config.DATA_DIR}/, or {config.DEMO_DIR}/ with --demo)")
     p.add_argument("--models-dir", type=Path, default=config.MODELS_DIR, help="trained bundles (default %(default)s/)")
@@ -99,7 +101,8 @@ def options(args):
                    submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
-                   output_format=getattr(args, "output_format", "csv"), stages_file=_stages_file(args))
+                   output_format=getattr(args, "output_format", "csv"), stages_file=_stages_file(args),
+                   stages=args.config.STAGES)
 
 
 def _stages_file(args):
@@ -113,8 +116,8 @@ def _stages_file(args):
 def data_dir(args):
     """The data folder the run reads; with --demo, generate the synthetic dataset there if absent."""
     if not args.demo:
-        return args.data_dir or config.DATA_DIR
-    folder = args.data_dir or config.DEMO_DIR
+        return args.data_dir or args.config.DATA_DIR
+    folder = args.data_dir or args.config.DEMO_DIR
     train_file = getattr(args, "train_file", None)
     wants_h5ad = train_file is not None and train_file.suffix == ".h5ad" and not train_file.is_file()
     if wants_h5ad or not (Path(folder) / "de_train.parquet").is_file():

@@ -11,7 +11,7 @@ compounds are split into groups as a GroupKFold does, and a fold holds out its c
 but their best-covered cell type. A held-out row must stay predictable: its cell type and compound
 occur in the fold's training rows (the models embed labels); other rows stay in training, and a fold
 left without held-out rows is skipped with a note. 2 repeats, with seeds seed and seed + 1. Each fold
-is a `stage.Stage` fitted on its rows; folds with as many training rows train side by side.
+is a `PertNet` estimator fitted on its rows; folds with as many training rows train side by side.
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,8 @@ import pandas as pd
 
 from pertnet import UserError, data, schemas
 from pertnet.ensemble import WeightedMean, clip_to_bounds
-from pertnet.stage import Stage, encode, fit_side_by_side
+from pertnet.estimator import PertNet
+from pertnet.stage import encode, fit_side_by_side
 
 REPEATS = 2
 COMPOUND_GROUPS = 4  # folds of the fallback scheme, fewer where fewer compounds can be held out
@@ -150,24 +151,34 @@ class FoldResult:
 
 
 class CrossValidation:
-    """The training rows, genes and pseudolabels of a stage's CV (read once), and its folds."""
+    """The training rows, genes and pseudolabels of a stage's CV, and its folds.
 
-    def __init__(self, options, log=print):
-        data_dir = Path(options.data_dir)
-        self.train_path = data.training_file(data_dir, options.train_file)
-        data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file
-                            else (self.train_path.name, data.ID_MAP_FILE))
-        self.train = data.read_training(self.train_path, options.layer)[0]
-        self.genes = schemas.gene_columns(self.train.columns)
-        id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
-        self.pseudolabels = data.pseudolabel_rows(options.stage, options.submissions_dir, id_map, self.genes)
-        self.stage_name = options.stage
-        self.scheme = design_scheme(self.train[schemas.PAIR], id_map, self.train_path)
-        self.folds = [Fold(repeat, number, len(self.scheme.folds), name, held_out, options.seed + repeat)
+    train: validated training rows (pertnet/data.py); id_map: the pairs to predict, whose design sets
+    the folds; pseudolabels: rows every fold trains on (stage_2's); source: the training data's name
+    in messages. `from_files` reads them as the commands do."""
+
+    def __init__(self, train, id_map, pseudolabels, stage_name, seed, source, log=print):
+        self.train, self.pseudolabels, self.stage_name, self.source = train, pseudolabels, stage_name, source
+        self.genes = schemas.gene_columns(train.columns)
+        self.scheme = design_scheme(train[schemas.PAIR], id_map, source)
+        self.folds = [Fold(repeat, number, len(self.scheme.folds), name, held_out, seed + repeat)
                       for repeat in range(REPEATS) for number, (name, held_out) in enumerate(self.scheme.folds, 1)]
         log(f"[cv] {len(self.scheme.folds)} folds x {REPEATS} repeats, scheme {self.scheme.name}: {self.scheme.reason}")
         for note in self.scheme.notes:
             log(f"[cv] note: {note}")
+
+    @classmethod
+    def from_files(cls, options, log=print):
+        """The CV of the stage's files in options.data_dir (and stage_2's stage_1 submission)."""
+        data_dir = Path(options.data_dir)
+        train_path = data.training_file(data_dir, options.train_file)
+        data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file
+                            else (train_path.name, data.ID_MAP_FILE))
+        train = data.read_training(train_path, options.layer)[0]
+        id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
+        pseudolabels = data.pseudolabel_rows(options.stage, options.submissions_dir, id_map,
+                                             schemas.gene_columns(train.columns))
+        return cls(train, id_map, pseudolabels, options.stage, options.seed, train_path, log)
 
     @property
     def fold_names(self):
@@ -207,7 +218,7 @@ class CrossValidation:
             log(f"[cv] {len(group)} folds side by side, {rows[id(group)]} training rows each: "
                 f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group)}")
             training_sets = [encode(split[fold][0], self.genes, fold.seed, self.pseudolabels) for fold in group]
-            stages = [Stage.start(self.stage_name, entries, ts, fold.seed, log_once)
+            stages = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once).start(ts).stage_
                       for fold, ts in zip(group, training_sets)]
             inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
                                          source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]

@@ -15,26 +15,27 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 
-import config
-from pertnet import UserError, schemas
+from pertnet import UserError, defaults, schemas
 from pertnet.files import atomic_path
 
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
 MIN_TRAINING_ROWS = 2  # the fewest rows anything can be learnt from (a fold of cross-validation too)
 TRAIN_H5AD = "de_train.h5ad"  # the Open Problems benchmark's training file (see pertnet/h5ad.py)
-SOURCE_HINT = ("download them from the Kaggle competition 'open-problems-single-cell-perturbations' "
-               "into the data folder (or give the benchmark's de_train.h5ad with --train-file), "
-               "or run with --demo to use the synthetic dataset")
+def _source_hint(names):
+    """Where the input files come from; --train-file only where the training file is among them."""
+    h5ad = " (or give the benchmark's de_train.h5ad with --train-file)" if TRAIN_FILE in names else ""
+    return (f"download them from the Kaggle competition 'open-problems-single-cell-perturbations' into the "
+            f"data folder{h5ad}, or run with --demo to use the synthetic dataset")
 
 
 def require_inputs(data_dir, names=(TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE)):
     """Fail with one message naming every missing input file and where they come from."""
     if not Path(data_dir).is_dir():
         raise UserError(f"the data folder {data_dir}/ does not exist (it must hold {', '.join(names)}); "
-                        f"{SOURCE_HINT}, or pass --data-dir")
+                        f"{_source_hint(names)}, or pass --data-dir")
     missing = [name for name in names if not (Path(data_dir) / name).is_file()]
     if missing:
-        raise UserError(f"missing input file(s) in {data_dir}/: {', '.join(missing)}; {SOURCE_HINT}")
+        raise UserError(f"missing input file(s) in {data_dir}/: {', '.join(missing)}; {_source_hint(names)}")
 
 
 def _read(path, reader):
@@ -130,6 +131,10 @@ def read_parquet(path, columns_at_once=2000):
 def read_de_train(path):
     """de_train as a frame with validated metadata and finite float32 gene columns."""
     frame, genes, values = read_parquet(path)
+    return _training(frame, genes, values, path)
+
+
+def _training(frame, genes, values, path):
     _require_columns([*frame.columns, *genes], schemas.DE_TRAIN.required, path)
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides {', '.join(schemas.DE_TRAIN.names)} is a gene)")
@@ -189,12 +194,35 @@ def read_training(path, layer=None):
     from pertnet import h5ad
 
     obs, genes, values, dataset_id = h5ad.read_observations(path, layer or h5ad.DEFAULT_LAYER)
+    return _from_observations(obs, genes, values, path), dataset_id
+
+
+def training_data(data, layer=None):
+    """(validated training frame, dataset_id or None) from a de_train-shaped DataFrame or an AnnData in
+    memory (layer: as h5ad.observations chooses it), with the messages the files get."""
+    if isinstance(data, pd.DataFrame):
+        genes = schemas.gene_columns(data.columns)
+        _check_numeric_genes(data, genes, "the training DataFrame")
+        return _training(data, genes, data[genes].to_numpy(np.float32), "the training DataFrame"), None
+    if not hasattr(data, "obs") or not hasattr(data, "layers"):
+        raise UserError(f"the training data: expected a pandas DataFrame or an AnnData, got {type(data).__name__}")
+    from pertnet import h5ad
+
+    obs, genes, values, dataset_id = h5ad.observations(data, layer, "the training AnnData")
+    return _from_observations(obs, genes, values, "the training AnnData"), dataset_id
+
+
+def _from_observations(obs, genes, values, path):
     _require_columns(obs.columns, schemas.DE_TRAIN.required, f"{path} (obs)")
-    return _validated(obs[schemas.PAIR], genes, values, path), dataset_id
+    return _validated(obs[schemas.PAIR], genes, values, path)
 
 
 def read_id_map(path):
-    frame = _read(path, pd.read_csv)
+    return id_map_frame(_read(path, pd.read_csv), path)
+
+
+def id_map_frame(frame, path):
+    """id_map's columns (id, cell_type, sm_name) once its ids are whole and distinct and its pairs named once."""
     _require_columns(frame.columns, schemas.ID_MAP.required, path)
     if not pd.api.types.is_integer_dtype(frame["id"]):
         raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].tolist()[0]!r})")
@@ -278,9 +306,9 @@ def prediction_path(submissions_dir, stage):
 
 def pseudolabel_rows(stage, submissions_dir, id_map, genes):
     """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
-    if stage not in config.PSEUDOLABEL_SOURCE:
+    if stage not in defaults.PSEUDOLABEL_SOURCE:
         return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
-    source = config.PSEUDOLABEL_SOURCE[stage]
+    source = defaults.PSEUDOLABEL_SOURCE[stage]
     path = submission_path(submissions_dir, source)
     if not path.is_file():
         raise UserError(f"{stage} trains on {source}'s predictions, but {path} does not exist; run "

@@ -1,9 +1,10 @@
-"""Typed entries: config.py's plain dicts, checked once, as a small frozen type.
+"""Typed entries: the stage table's plain dicts, checked once, as a small frozen type.
 
-An entry is one network of a stage's ensemble (docs/method.md, sections 3 and 6). config.py keeps
-the original solution's names (`bs`, `emb_out`, `dense_1`, ...) as plain values; `Entry` checks
-that an entry has exactly the fields its family uses, each of the right type and range, whether
-it comes from config.py or from a file a user supplies.
+An entry is one network of a stage's ensemble (docs/method.md, sections 3 and 6). The stage table
+(pertnet/defaults.py; the command line's config.py) keeps the original solution's names (`bs`,
+`emb_out`, `dense_1`, ...) as plain values; `Entry` checks that an entry has exactly the fields its
+family uses, each of the right type and range, wherever it comes from (the table, a stages file, a
+notebook).
 """
 import dataclasses
 import json
@@ -11,8 +12,7 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 
-import config
-from pertnet import UserError
+from pertnet import UserError, defaults
 from pertnet.files import write_text
 
 # The hidden-layer hyperparameters each family reads (family 1's widths and dropouts are fixed;
@@ -101,14 +101,17 @@ class Entry:
         return dataclasses.replace(self, **given) if given else self
 
 
-def stage_entries(stage, reps=None, epochs=None, ids=None, stages_file=None):
-    """The stage's entries, from config.py or a stages file (`read_stages`), with --reps / --epochs applied.
+def stage_entries(stage, reps=None, epochs=None, ids=None, stages_file=None, table=None):
+    """The stage's entries, from a stages file (`read_stages`) where it names the stage, else from
+    `table` ({stage: [plain entry, ...]}: the CLI's config.py; None: the package's pertnet/defaults.py),
+    with --reps / --epochs applied.
 
     ids: keep only these entries, in the stage's order (benchmarks/bench.py's --entries).
     """
     entries = read_stages(stages_file).get(stage) if stages_file is not None else None
     if entries is None:
-        entries = _checked(stage, config.STAGES[stage], f"config.py, stage {stage}")
+        source = "pertnet/defaults.py" if table is None else "config.py"
+        entries = _checked(stage, (defaults.STAGES if table is None else table)[stage], f"{source}, stage {stage}")
     if ids is not None:
         unknown = sorted(set(ids) - {e.id for e in entries})
         if unknown:
@@ -116,6 +119,13 @@ def stage_entries(stage, reps=None, epochs=None, ids=None, stages_file=None):
                             f"its entries are {', '.join(e.id for e in entries)}")
         entries = [e for e in entries if e.id in ids]
     return [e.with_overrides(reps, epochs) for e in entries]
+
+
+def departure(stage, reps=None, epochs=None):
+    """The log line of a run whose reps / epochs override every entry's ("" where neither does)."""
+    given = " ".join(f"--{k} {v}" for k, v in dict(reps=reps, epochs=epochs).items() if v is not None)
+    return given and (f"[{stage}] departing from the faithful configuration: {given} overrides every entry "
+                      "(a quick look, not a reproduction)")
 
 
 def read_stages(path):
@@ -128,10 +138,10 @@ def read_stages(path):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise UserError(f"{path}: not a JSON stages file ({error}); write it as python -m tune does") from None
     if not isinstance(values, dict) or not values:
-        raise UserError(f"{path}: a stages file maps stage names ({', '.join(config.STAGES)}) to lists of entries")
-    unknown = sorted(set(values) - set(config.STAGES))
+        raise UserError(f"{path}: a stages file maps stage names ({', '.join(defaults.STAGES)}) to lists of entries")
+    unknown = sorted(set(values) - set(defaults.STAGES))
     if unknown:
-        raise UserError(f"{path}: unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(config.STAGES)}")
+        raise UserError(f"{path}: unknown stage(s) {', '.join(unknown)}; the stages are {', '.join(defaults.STAGES)}")
     return {stage: _checked(stage, entries, f"{path}, stage {stage}") for stage, entries in values.items()}
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from pertnet import UserError, crossval, data, metrics, schemas
-from pertnet.files import atomic_path, write_text
 from pertnet.crossval import CrossValidation
+from pertnet.entries import departure
+from pertnet.files import atomic_path, write_text
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
 
@@ -251,20 +252,27 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
 
 
 def cross_validate(options, log=print):
-    """The cross-validation of the stage (pertnet/crossval.py: folds from the data's design), each fold fitted
-    in memory with the stage layer `train` and `predict` use, its held-out rows scored beside the baselines."""
+    """The cross-validation of the stage's files (pertnet/crossval.py: folds from the data's design), each
+    fold fitted in memory with the estimator `train` and `predict` use, its held-out rows scored beside
+    the baselines."""
     started = time.perf_counter()
-    cv = CrossValidation(options, log)
-    entries = options.entries()
-    if options.overrides():
-        log(f"[{options.stage}] departing from the faithful configuration: {options.overrides()} overrides every "
-            "entry (a quick look, not a reproduction)")
+    cv = CrossValidation.from_files(options, log)
+    return cv_report(cv, options.entries(), options.reps, options.epochs, log, started)
+
+
+def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None):
+    """(report, details) of `cv` run with `entries` (reps / epochs: the overrides they carry, for the
+    report and the departure line)."""
+    started = time.perf_counter() if started is None else started
+    stage = cv.stage_name
+    if departure(stage, reps, epochs):
+        log(departure(stage, reps, epochs))
     results = sorted(cv.results(entries, log), key=lambda result: (result.fold.repeat, result.fold.number))
     parts = []
     for result in results:
         fold_train, fold_test = cv.rows(result.fold)
         part = dict(model=result.prediction, truth=result.truth, pairs=fold_test[schemas.PAIR],
-                    group=np.full(len(fold_test), len(parts)), **baselines(fold_train, fold_test, cv.genes, cv.train_path))
+                    group=np.full(len(fold_test), len(parts)), **baselines(fold_train, fold_test, cv.genes, cv.source))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
         log(f"{result.fold.label} {len(fold_test)} held-out rows: MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
             ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
@@ -276,12 +284,12 @@ def cross_validate(options, log=print):
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
     held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds if fold.repeat == 0]
     report, rows = build_report(
-        options.stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=options.stage,
+        stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage,
         cv=dict(folds=cv.fold_names, held_out_rows=held_out_rows, repeats=crossval.REPEATS,
                 scheme=cv.scheme.as_dict(), seeds=sorted({fold.seed for fold in cv.folds}),
                 pseudolabels=len(cv.pseudolabels), reps={e.id: e.reps for e in entries},
-                epochs={e.id: e.epochs for e in entries}, overrides=dict(reps=options.reps, epochs=options.epochs)),
-        title=f"{options.stage}: cross-validation on {cv.train_path}, {len(cv.fold_names)} folds "
+                epochs={e.id: e.epochs for e in entries}, overrides=dict(reps=reps, epochs=epochs)),
+        title=f"{stage}: cross-validation on {cv.source}, {len(cv.fold_names)} folds "
               f"({cv.scheme.name} scheme) x {crossval.REPEATS} repeats ({len(pairs)} held-out rows x "
               f"{len(cv.genes)} genes)")
     report["wall_s"] = round(time.perf_counter() - started, 1)

@@ -40,20 +40,33 @@ def read_observations(path, layer=None):
             raise UserError(f"{path}: no layer '{layer}'; layers present: {', '.join(layers) or 'none'}; "
                             "choose one with --layer")
         obs = read_elem(handle["obs"])
-        genes = [str(g) for g in read_elem(handle["var"]).index]
+        genes = read_elem(handle["var"]).index
         values = read_elem(handle["layers"][layer])
         dataset_id = read_elem(handle["uns"]["dataset_id"]) if "uns" in handle and "dataset_id" in handle["uns"] else None
+    return _plain(obs, genes, values, dataset_id)
+
+
+def observations(adata, layer=None, source="the AnnData"):
+    """read_observations of an AnnData in memory. layer: default sign_log10_pval where it has that
+    layer, else X."""
+    if layer is None and DEFAULT_LAYER not in adata.layers and adata.X is not None:
+        values = adata.X
+    else:
+        layer = layer or DEFAULT_LAYER
+        if layer not in adata.layers:
+            raise UserError(f"{source}: no layer '{layer}'; layers present: {', '.join(adata.layers) or 'none'}; "
+                            "choose one with layer=")
+        values = adata.layers[layer]
+    return _plain(adata.obs, adata.var_names, values, adata.uns.get("dataset_id"))
+
+
+def _plain(obs, genes, values, dataset_id):
+    """obs with plain columns (categories as their values) and a 0..n index, genes as str, dense float32."""
     if hasattr(values, "toarray"):  # a sparse layer
         values = values.toarray()
     categorical = [c for c in obs.columns if isinstance(obs[c].dtype, pd.CategoricalDtype)]
     obs = obs.astype({c: obs[c].cat.categories.dtype for c in categorical}).reset_index(drop=True)
-    return obs, genes, np.asarray(values, dtype=np.float32), dataset_id
-
-
-def read_frame(path, layer=None):
-    """An h5ad file as a table: its obs columns, then one float32 column per gene."""
-    obs, genes, values, _ = read_observations(path, layer)
-    return pd.concat([obs, pd.DataFrame(values, columns=genes, copy=False)], axis=1)
+    return obs, [str(g) for g in genes], np.asarray(values, dtype=np.float32), dataset_id
 
 
 def write_dataset(path, obs, genes, layers, uns):
@@ -68,16 +81,20 @@ def write_dataset(path, obs, genes, layers, uns):
 
 
 def write_prediction(path, id_map, genes, values, dataset_id):
-    """The benchmark's prediction file (schemas.H5AD_PREDICTION); its spec asks for a double layer, so the
-    float32 predictions are widened to float64 (exactly)."""
+    """The benchmark's prediction file (schemas.H5AD_PREDICTION)."""
+    _write(prediction(id_map, genes, values, dataset_id), path)
+    return Path(path)
+
+
+def prediction(id_map, genes, values, dataset_id):
+    """The benchmark's prediction AnnData; its spec asks for a double layer, so the float32 predictions
+    are widened to float64 (exactly)."""
     import anndata
 
     obs = id_map[["cell_type", "sm_name"]].set_axis(id_map["id"].astype(str).rename("id"))
-    adata = anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
-                            layers={"prediction": np.asarray(values, dtype=np.float64)},
-                            uns={"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID})
-    _write(adata, path)
-    return Path(path)
+    return anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
+                           layers={"prediction": np.asarray(values, dtype=np.float64)},
+                           uns={"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID})
 
 
 def _write(adata, path):

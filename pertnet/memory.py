@@ -7,14 +7,13 @@ of each dropout layer, drawn at once); the batch's activations for the backward 
 targets (rows x n_dim). The estimate counts those and is checked against what is free: the
 machine's memory (or the container's limit) less what the process already holds. An entry that
 would not fit is refused before any training; cross-validation trains fewer folds side by side
-where all of them would go over the CLI's budget (config.MEMORY_BUDGET_GB).
+where all of them would go over the CLI's budget (defaults.MEMORY_BUDGET_GB).
 """
 import math
 import os
 from pathlib import Path
 
-import config
-from pertnet import UserError, architectures
+from pertnet import UserError, architectures, defaults
 
 FLOAT = 4               # bytes of a float32
 WEIGHT_COPIES = 6       # variable, Adam m and v, gradient, the initial and the final NumPy copies
@@ -78,8 +77,8 @@ def require_fit(entries, rows, vocab_size, source):
 
 def side_by_side(entry, rows, vocab_size, folds, share=1.0):
     """How many of `folds` folds to train side by side so that the process stays within the CLI's
-    budget (config.MEMORY_BUDGET_GB): all of them where they fit in `share` of the room left, at
+    budget (defaults.MEMORY_BUDGET_GB): all of them where they fit in `share` of the room left, at
     least one. The room is counted from what the process holds now: TensorFlow keeps much of what a
     training of other shapes used, and does not reuse it for trainings of these."""
-    room = (config.MEMORY_BUDGET_GB * GB - held_bytes()) * share
+    room = (defaults.MEMORY_BUDGET_GB * GB - held_bytes()) * share
     return max(1, min(folds, int(room // (model_bytes(entry, rows, vocab_size) * entry.reps))))

@@ -3,17 +3,17 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-import config
+from pertnet import defaults
 from pertnet.entries import stage_entries
 
 
 @dataclass(frozen=True)
 class Options:
-    stage: str                                # simple, stage_1 or stage_2 (config.STAGES)
-    data_dir: Path = config.DATA_DIR          # input files, and prepared/
-    models_dir: Path = config.MODELS_DIR      # models/<stage>/: trained bundles
-    submissions_dir: Path = config.SUBMISSIONS_DIR
-    seed: int = config.SEED                   # base seed of the row shuffle and of every rep
+    stage: str                                # simple, stage_1 or stage_2
+    data_dir: Path = Path("data")             # input files, and prepared/ (the CLI's defaults: config.py)
+    models_dir: Path = Path("models")         # models/<stage>/: trained bundles
+    submissions_dir: Path = Path("submissions")
+    seed: int = defaults.SEED                 # base seed of the row shuffle and of every rep
     reps: int = None                          # --reps / --epochs: override every entry (None: as configured)
     epochs: int = None
     force: bool = False                       # retrain entries whose bundle is up to date
@@ -21,6 +21,7 @@ class Options:
     layer: str = None                         # the h5ad layer of the targets (None: sign_log10_pval)
     output_format: str = "csv"                # csv: <stage>_submission.csv; h5ad: <stage>_prediction.h5ad
     stages_file: Path = None                  # --stages: entries from this file (python -m tune's), not config.py
+    stages: dict = None                       # the stage table (config.py's STAGES; None: pertnet/defaults.py)
 
     def __post_init__(self):
         for name in ("data_dir", "models_dir", "submissions_dir", "train_file", "stages_file"):
@@ -29,15 +30,12 @@ class Options:
 
     def entries(self):
         """The stage's typed entries (config.py's or --stages'), with --reps / --epochs applied."""
-        return stage_entries(self.stage, self.reps, self.epochs, stages_file=self.stages_file)
+        return stage_entries(self.stage, self.reps, self.epochs, stages_file=self.stages_file, table=self.stages)
 
     def configuration(self):
         """Where the entries come from, as bundles record it."""
-        return str(self.stages_file) if self.stages_file is not None else "config.py"
-
-    def overrides(self):
-        """The --reps / --epochs given, as text for the log ("" when none)."""
-        return " ".join(f"--{k} {v}" for k, v in dict(reps=self.reps, epochs=self.epochs).items() if v is not None)
+        return (str(self.stages_file) if self.stages_file is not None
+                else "pertnet/defaults.py" if self.stages is None else "config.py")
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

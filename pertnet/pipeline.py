@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-import config
-from pertnet import Interrupted, UserError, bundle, data, evaluation, locks, schemas, stopping
+from pertnet import Interrupted, UserError, bundle, data, defaults, evaluation, locks, schemas, stopping
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
-from pertnet.stage import Stage, encode
+from pertnet.estimator import PertNet
+from pertnet.stage import encode
 
 
 def prepared_path(data_dir, stage):
@@ -104,10 +104,9 @@ def _train(options, log):
     stage_name, models_dir = options.stage, options.models_dir
     training_set = load_prepared(options.data_dir, stage_name)
     entries = options.entries()
-    if options.overrides():
-        log(f"[{stage_name}] departing from the faithful configuration: {options.overrides()} overrides every "
-            "entry (a quick look, not a reproduction)")
-    stage = Stage.start(stage_name, entries, training_set, options.seed)
+    model = PertNet(stage_name, entries=entries, reps=options.reps, epochs=options.epochs, seed=options.seed,
+                    verbose=log).start(training_set)
+    stage = model.stage_
     bundle.save_shared(models_dir, stage)
     kept = []  # the entries whose bundle is complete: skipped, or saved in this run
 
@@ -128,7 +127,7 @@ def _train(options, log):
         kept.append(entry)
 
     try:
-        stage.fit(training_set, options.seed, log, status, save)
+        model.train(training_set, status, save)
         stopping.check()  # a signal while the last entry was saved
     except KeyboardInterrupt as stop:  # a stop signal: at the end of an epoch, between entries, or a second one
         raise Interrupted(getattr(stop, "signum", signal.SIGINT),
@@ -153,7 +152,7 @@ def predict(options, log=print):
 
 def _predict(options, log):
     data_dir, stage_name = options.data_dir, options.stage
-    stage = bundle.load_stage(options.models_dir, stage_name, options.entries(), options.configuration())
+    stage = PertNet.load(options.models_dir, stage_name, options.entries(), options.configuration()).stage_
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
     trained_on = f"the genes the models in {bundle.stage_dir(options.models_dir, stage_name)}/ were trained on"
     order = stage.genes
@@ -204,8 +203,8 @@ def repro(options, log=print):
 
 
 def _repro(options, log):
-    if options.stage in config.PSEUDOLABEL_SOURCE:
-        repro(options.replace(stage=config.PSEUDOLABEL_SOURCE[options.stage], output_format="csv"), log)
+    if options.stage in defaults.PSEUDOLABEL_SOURCE:
+        repro(options.replace(stage=defaults.PSEUDOLABEL_SOURCE[options.stage], output_format="csv"), log)
     prepare(options, log)
     stopping.check()  # between the steps: each one's files are complete
     train(options, log)  # which checks at its end

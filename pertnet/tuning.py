@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-import config
-from pertnet import Interrupted, UserError, memory, metrics, stopping
+from pertnet import Interrupted, UserError, defaults, memory, metrics, stopping
 from pertnet.crossval import CrossValidation
 from pertnet.entries import FAMILY_FIELDS, read_stages, stage_entries, write_stages
 from pertnet.files import load_npz, save_npz
@@ -34,10 +33,10 @@ NOT_SEARCHED = {6: ("dropout_1",)}  # family 6 carries a dropout_1 its network n
 
 
 def search_space(entry, fixed=(), n_dim_limit=None):
-    """{field: (kind, low, high, step)} over the hyperparameters of the entry's family (config.SEARCH_SPACE),
+    """{field: (kind, low, high, step)} over the hyperparameters of the entry's family (defaults.SEARCH_SPACE),
     less the `fixed` ones (--reps / --epochs); n_dim at most `n_dim_limit`, what the data allows."""
     fields = ["lr", "emb_out", *FAMILY_FIELDS[entry.architecture], "epochs", "bs", "n_dim"]
-    space = {name: tuple(config.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
+    space = {name: tuple(defaults.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
              for name in fields if name not in fixed and name not in NOT_SEARCHED.get(entry.architecture, ())}
     if n_dim_limit is not None and "n_dim" in space:
         kind, low, high, step = space["n_dim"]
@@ -168,7 +167,7 @@ def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, 
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     name = study_name or f"{options.stage}-entry-{entry_id}"
     url, shown = storage_url(storage, tuning_dir)
-    cv = CrossValidation(options, log)  # reads and checks the data before anything is written
+    cv = CrossValidation.from_files(options, log)  # reads and checks the data before anything is written
     (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
     space = search_space(base, fixed, cv.n_dim_limit())
     start = {name: getattr(base, name) for name in space}
@@ -214,7 +213,7 @@ def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_pat
     start = {f"weight_{e.id}": e.weight for e in entries}
     name = study_name or f"{options.stage}-weights"
     url, shown = storage_url(storage, tuning_dir)
-    cv = CrossValidation(options, log)
+    cv = CrossValidation.from_files(options, log)
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
                                               seed=options.seed, fixed=fixed, start=start), options.seed)
@@ -223,7 +222,7 @@ def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_pat
 
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
-        weights = [trial.suggest_float(key, *config.WEIGHT_RANGE) for key in start]
+        weights = [trial.suggest_float(key, *defaults.WEIGHT_RANGE) for key in start]
         if sum(weights) == 0:
             raise optuna.TrialPruned()
         scores = [metrics.mrrmse(combine(fold["entries"], weights, fold["clip_low"], fold["clip_high"]), fold["truth"])
@@ -321,7 +320,7 @@ def _log_result(study, start, name, log):
 
 def _base_stages(options):
     """Every stage's entries, from --stages where given, else config.py (what the result updates)."""
-    stages = {stage: stage_entries(stage) for stage in config.STAGES}
+    stages = {stage: stage_entries(stage, table=options.stages) for stage in defaults.STAGES}
     if options.stages_file is not None:
         stages.update(read_stages(options.stages_file))
     return stages

@@ -7,10 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import config
 from benchmark_api import METHOD, problems
 from conftest import ROOT, TINY_GENES, run_cli
-from pertnet import benchmark, cli, synthetic
+from pertnet import benchmark, cli, defaults, synthetic
 from pertnet.entries import stage_entries
 
 OWN_ARGUMENTS = {"--stage": "string", "--epochs": "integer"}  # pertnet's additions to the interface
@@ -25,8 +24,8 @@ def h5ad_data(tmp_path_factory):
 
 
 def parser_arguments():
-    """{option: argparse action} of the command, without --help."""
-    return {a.option_strings[0]: a for a in benchmark.parser()._actions if a.option_strings[0] != "-h"}
+    """{option: argparse action} of the command, without --help and --version (every command has them)."""
+    return {a.option_strings[0]: a for a in benchmark.parser()._actions if a.option_strings[0] not in ("-h", "--version")}
 
 
 def test_the_command_takes_the_benchmarks_method_arguments():
@@ -42,7 +41,7 @@ def test_the_command_takes_the_benchmarks_method_arguments():
     assert actions["--reps"].default is None
     assert {e.reps for stage in ("stage_1", "stage_2") for e in stage_entries(stage)} == {10}
     assert {name: PARSER_TYPES[actions[name].type] for name in OWN_ARGUMENTS} == OWN_ARGUMENTS
-    assert actions["--stage"].default == "stage_2" and actions["--stage"].choices == config.STAGE_NAMES
+    assert actions["--stage"].default == "stage_2" and actions["--stage"].choices == defaults.STAGE_NAMES
 
 
 def test_the_viash_component_declares_the_same_arguments():
@@ -57,7 +56,7 @@ def test_the_viash_component_declares_the_same_arguments():
             assert ours.get(key, {"required": False, "direction": "input"}.get(key)) == argument.get(key), \
                 (argument["name"], key)
     assert {name: declared[name]["type"] for name in OWN_ARGUMENTS} == OWN_ARGUMENTS
-    assert declared["--stage"]["choices"] == list(config.STAGE_NAMES)
+    assert declared["--stage"]["choices"] == list(defaults.STAGE_NAMES)
     assert [(r["type"], r["path"]) for r in component["resources"]] == [("python_script", "benchmark.py")]
     assert (ROOT / "pertnet" / "benchmark.py").is_file()
     assert {engine["type"] for engine in component["engines"]} == {"docker", "native"}

@@ -2,8 +2,7 @@
 side by side in cross-validation."""
 import dataclasses
 
-import config
-from pertnet import memory
+from pertnet import defaults, memory
 from pertnet.entries import stage_entries
 
 GB = memory.GB
@@ -20,12 +19,12 @@ def test_folds_side_by_side_stay_within_the_budget(monkeypatch):
     (entry,) = stage_entries("simple", reps=1)
     one = memory.model_bytes(entry, 600, 150)
     monkeypatch.setattr(memory, "held_bytes", lambda: 0)
-    monkeypatch.setattr(config, "MEMORY_BUDGET_GB", 2.5 * one / GB)
+    monkeypatch.setattr(defaults, "MEMORY_BUDGET_GB", 2.5 * one / GB)
     assert memory.side_by_side(entry, 600, 150, folds=4) == 2
     assert memory.side_by_side(entry, 600, 150, folds=4, share=0.5) == 1
-    monkeypatch.setattr(config, "MEMORY_BUDGET_GB", 0)
+    monkeypatch.setattr(defaults, "MEMORY_BUDGET_GB", 0)
     assert memory.side_by_side(entry, 600, 150, folds=4) == 1  # at least one
-    monkeypatch.setattr(config, "MEMORY_BUDGET_GB", 100)
+    monkeypatch.setattr(defaults, "MEMORY_BUDGET_GB", 100)
     assert memory.side_by_side(entry, 600, 150, folds=4) == 4
 
 

@@ -1,0 +1,162 @@
+"""The method as one estimator, in scikit-learn's habits: hyperparameters at construction, `fit`
+returns the estimator, what fitting learnt in attributes ending in `_`.
+
+Everything that trains goes through it: the commands (pertnet/pipeline.py, which add files,
+resumption and locks around it), cross-validation and tuning (pertnet/crossval.py, one estimator
+per fold) and the benchmark method (through the pipeline). `pertnet.fit` and `pertnet.load` are its
+doors for a notebook.
+
+    model = PertNet("stage_1", reps=2).fit(de_train)      # a DataFrame, or an AnnData
+    prediction = model.predict(id_map)                     # a DataFrame: id, cell_type, sm_name, genes
+    model.save("models")                                   # what `python -m predict` reads
+"""
+from pathlib import Path
+
+import pandas as pd
+
+from pertnet import UserError, bundle, data, defaults, schemas
+from pertnet.entries import Entry, departure, stage_entries
+from pertnet.stage import Stage, encode
+
+
+class PertNet:
+    """A stage of the method: its entries (each a network trained `reps` times), fitted on training
+    rows of (cell type, compound) pairs, predicting every gene of other pairs.
+
+    stage: simple, stage_1 or stage_2. stage_2 trains on its own pairs' pseudolabels, stage_1's
+      prediction of them: `fit` needs those pairs, and fits stage_1 first (kept as `source_`).
+    entries: the stage's entries (Entry objects or plain dicts as pertnet/defaults.py writes them);
+      None: the package's. reps, epochs: override every entry's (a quick look, not the method).
+    seed: base seed of the row shuffle and of every rep. layer: an AnnData's layer of the targets
+      (None: sign_log10_pval where present, else X). verbose: True prints the progress lines the
+      commands print, False is quiet, a function receives each line.
+
+    Fitted: `stage_` (the trained `pertnet.stage.Stage`), `genes_`, `vocabulary_`, `dataset_id_`.
+    """
+
+    def __init__(self, stage="stage_1", *, entries=None, reps=None, epochs=None, seed=defaults.SEED, layer=None,
+                 verbose=True):
+        self.stage, self.entries, self.reps, self.epochs = stage, entries, reps, epochs
+        self.seed, self.layer, self.verbose = seed, layer, verbose
+
+    def fit(self, data_, pairs=None):
+        """Fit on `data_` (a de_train-shaped DataFrame: cell_type, sm_name, then one column per gene; or an
+        AnnData whose obs has cell_type and sm_name). `pairs` (id_map-shaped: cell_type, sm_name, and
+        optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
+        train, dataset_id = data.training_data(data_, self.layer)
+        genes = schemas.gene_columns(train.columns)
+        training_set = encode(train, genes, self.seed, self._pseudolabels(train, pairs))
+        training_set["dataset_id"] = dataset_id or ""
+        return self.start(training_set).train(training_set)
+
+    def _pseudolabels(self, train, pairs):
+        """stage_2's pseudolabel rows: its source stage (fitted here, kept as `source_`) predicting
+        `pairs`; None for a stage without."""
+        if self.stage not in defaults.PSEUDOLABEL_SOURCE:
+            return None
+        if pairs is None:
+            raise UserError(f"{self.stage} trains on its pairs' pseudolabels: give it the pairs to predict "
+                            "(pairs=, id_map-shaped)")
+        self.source_ = PertNet(defaults.PSEUDOLABEL_SOURCE[self.stage], reps=self.reps, epochs=self.epochs,
+                               seed=self.seed, verbose=self.verbose).fit(train)
+        return self.source_.predict(pairs)[[*schemas.PAIR, *schemas.gene_columns(train.columns)]]
+
+    def start(self, training_set):
+        """The unfitted stage of an encoded training set (`pertnet.stage.encode`): what `train` fits.
+        The commands save what it shares before training (pertnet/pipeline.py)."""
+        if departure(self.stage, self.reps, self.epochs):
+            self._log(departure(self.stage, self.reps, self.epochs))
+        self.stage_ = Stage.start(self.stage, self.stage_entries(), training_set, self.seed, self._log)
+        self.genes_, self.vocabulary_, self.dataset_id_ = self.stage_.genes, self.stage_.vocabulary, self.stage_.dataset_id
+        return self
+
+    def train(self, training_set, status=lambda entry: (False, ""), on_fitted=lambda entry, weights: None):
+        """Train the started stage entry by entry (`pertnet.stage.Stage.fit`: status and on_fitted are
+        the commands' hooks to skip saved entries and to save each one)."""
+        self.stage_.fit(training_set, self.seed, self._log, status, on_fitted)
+        return self
+
+    def stage_entries(self):
+        """The entries this estimator trains, typed and with reps / epochs applied."""
+        if self.entries is None:
+            return stage_entries(self.stage, self.reps, self.epochs)
+        return [(e if isinstance(e, Entry) else Entry.from_dict(e, f"entries of {self.stage}"))
+                .with_overrides(self.reps, self.epochs) for e in self.entries]
+
+    def predict(self, pairs, as_anndata=False):
+        """Every gene of each pair (id_map-shaped: cell_type, sm_name, optionally id), in the order given:
+        a DataFrame of id, cell_type, sm_name, then the genes; as_anndata: the benchmark's prediction
+        AnnData (obs cell_type, sm_name by id; layer `prediction`)."""
+        pairs = _pairs(pairs)
+        stage = self.stage_
+        inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
+        values = stage.predict(inputs)
+        if as_anndata:
+            from pertnet import h5ad
+
+            return h5ad.prediction(pairs, stage.genes, values, stage.dataset_id)
+        return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=stage.genes)], axis=1)
+
+    def save(self, models_dir):
+        """Write the fitted stage as models_dir/<stage>/, the bundles `python -m predict --models-dir
+        models_dir` reads."""
+        models_dir = Path(models_dir)
+        for entry in self.stage_.entries:
+            bundle.save_entry(models_dir, self.stage_, entry, self.stage_.weights[entry.id], "pertnet.fit")
+        bundle.save_shared(models_dir, self.stage_)
+        return self
+
+    @classmethod
+    def load(cls, models_dir, stage="stage_1", entries=None, configuration="pertnet/defaults.py"):
+        """The estimator of models_dir/<stage>/ (saved by `save` or trained by `python -m train`), as
+        fitted. entries: those it was trained with, where not the package's (a --stages file's);
+        configuration: where they come from, for the message where they differ from the bundle's."""
+        model = cls(stage, entries=entries)
+        model.stage_ = bundle.load_stage(models_dir, stage, model.stage_entries(), configuration)
+        model.genes_, model.vocabulary_, model.dataset_id_ = (model.stage_.genes, model.stage_.vocabulary,
+                                                             model.stage_.dataset_id)
+        return model
+
+    def _log(self, line):
+        if callable(self.verbose):
+            self.verbose(line)
+        elif self.verbose:
+            print(line, flush=True)
+
+
+def _pairs(pairs):
+    """Pairs to predict as id_map's columns (ids 0, 1, ... where it has none), validated as id_map.csv is."""
+    if hasattr(pairs, "obs"):  # an AnnData: its obs
+        pairs = pairs.obs
+    if not isinstance(pairs, pd.DataFrame):
+        raise UserError(f"the pairs to predict: expected a pandas DataFrame with columns cell_type and sm_name, "
+                        f"got {type(pairs).__name__}")
+    if "id" not in pairs.columns:
+        pairs = pairs.assign(id=range(len(pairs)))
+    return data.id_map_frame(pairs, "the pairs to predict")
+
+
+def cross_validate(model, data_, pairs):
+    """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
+    `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
+    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score."""
+    from pertnet.crossval import CrossValidation
+    from pertnet.evaluation import cv_report
+
+    train = data.training_data(data_, model.layer)[0]
+    pairs = _pairs(pairs)
+    pseudolabels = model._pseudolabels(train, pairs)
+    if pseudolabels is None:
+        pseudolabels = pd.DataFrame(columns=schemas.PAIR)
+    cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model._log)
+    return cv_report(cv, model.stage_entries(), model.reps, model.epochs, model._log)[0]
+
+
+def fit(data_, stage="stage_1", *, layer=None, reps=None, epochs=None, seed=defaults.SEED, pairs=None, verbose=True):
+    """A fitted `PertNet`: see its `fit`."""
+    return PertNet(stage, layer=layer, reps=reps, epochs=epochs, seed=seed, verbose=verbose).fit(data_, pairs)
+
+
+def load(models_dir, stage="stage_1", entries=None):
+    """A `PertNet` read from models_dir/<stage>/: see `PertNet.load`."""
+    return PertNet.load(Path(models_dir), stage, entries)
