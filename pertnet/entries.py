@@ -13,20 +13,9 @@ from numbers import Integral, Real
 from pathlib import Path
 
 from pertnet import UserError, defaults
+from pertnet.architectures import FAMILIES, HIDDEN_FIELDS
 from pertnet.files import write_text
 
-# The hidden-layer hyperparameters each family reads (family 1's widths and dropouts are fixed;
-# family 6 carries a dropout_1 that its network never uses, as the original's entries do).
-FAMILY_FIELDS = {
-    1: (),
-    2: ("dense_1", "dense_2", "dropout_1", "dropout_2"),
-    3: ("dense_1", "dense_2", "dense_3", "dense_4", "dropout_1", "dropout_2", "dropout_3", "dropout_4"),
-    4: ("dense_1", "dense_2", "dense_3", "dropout_1", "dropout_2", "dropout_3"),
-    5: ("dropout_1", "dropout_2"),
-    6: ("dense_1", "dense_2", "dropout_1", "dropout_2"),
-}
-FAMILY_FIELDS.update({7: FAMILY_FIELDS[3], 8: FAMILY_FIELDS[4]})
-HIDDEN_FIELDS = FAMILY_FIELDS[3]
 
 
 @dataclass(frozen=True)
@@ -54,9 +43,9 @@ class Entry:
     def __post_init__(self):
         if not isinstance(self.id, str) or not self.id:
             raise ValueError(f"id must be a non-empty text, got {self.id!r}")
-        if isinstance(self.architecture, bool) or self.architecture not in FAMILY_FIELDS:
+        if isinstance(self.architecture, bool) or self.architecture not in FAMILIES:
             raise ValueError(f"architecture must be a family 1-8, got {self.architecture!r}")
-        used = FAMILY_FIELDS[self.architecture]
+        used = FAMILIES[self.architecture].fields
         for name in HIDDEN_FIELDS:
             if (getattr(self, name) is None) == (name in used):
                 raise ValueError(f"{name} is missing" if name in used else f"{name} is not a hyperparameter of "

@@ -26,11 +26,11 @@ def model_bytes(entry, rows, vocab_size):
     """Estimated bytes one model (one rep of one fold) of `entry` adds while it trains on `rows` rows."""
     weights = sum(math.prod(shape) for shape, _ in architectures.weight_specs(entry, vocab_size))
     widths = architectures.layer_widths(entry)
-    kinds = [kind for kind, _ in architectures.layers(entry)]
-    dropped = sum(w for (kind, arg), w in zip(architectures.layers(entry), widths) if kind == "dropout" and arg > 0)
+    network = architectures.layers(entry)
+    dropped = sum(w for layer, w in zip(network, widths) if isinstance(layer, architectures.Dropout) and layer.rate > 0)
     batch = min(entry.bs, rows)
     return FLOAT * (WEIGHT_COPIES * weights + MASK_COPIES * rows * dropped
-                    + ACTIVATION_COPIES * batch * sum(w for kind, w in zip(kinds, widths) if kind != "dropout")
+                    + ACTIVATION_COPIES * batch * sum(w for layer, w in zip(network, widths) if not isinstance(layer, architectures.Dropout))
                     + 2 * rows * entry.n_dim)
 
 

@@ -9,8 +9,8 @@ and the weight lists line up (`stack.get_weights()[i][r]` is `model.get_weights(
 import keras
 import tensorflow as tf
 
-from pertnet.architectures import (BN_MOMENTUM, WEIGHTS_PER_LAYER, batch_normalize, hidden_layers,
-                                   layer_widths, layers, loss_name)
+from pertnet.architectures import (BN_MOMENTUM, WEIGHTS_PER_LAYER, BatchNorm, Dense, Dropout, Embedding, ReLU,
+                                   batch_normalize, hidden_layers, layer_widths, layers, loss_name)
 
 
 def row_rmse(y_true, y_pred):
@@ -34,15 +34,15 @@ def build_model(entry, vocab_size, compile=True):
     (a file compiled with `row_rmse` does not)."""
     inputs = keras.Input(shape=(2,), dtype="int32")
     h = keras.layers.Flatten()(keras.layers.Embedding(vocab_size, entry.emb_out)(inputs))
-    for kind, arg in hidden_layers(entry):
-        if kind == "dense":
-            h = keras.layers.Dense(arg[0], activation=arg[1])(h)
-        elif kind == "bn":
+    for layer in hidden_layers(entry):
+        if isinstance(layer, Dense):
+            h = keras.layers.Dense(layer.units, activation=layer.activation)(h)
+        elif isinstance(layer, BatchNorm):
             h = keras.layers.BatchNormalization()(h)
-        elif kind == "relu":
+        elif isinstance(layer, ReLU):
             h = keras.layers.ReLU()(h)
         else:
-            h = keras.layers.Dropout(arg)(h)
+            h = keras.layers.Dropout(layer.rate)(h)
     outputs = keras.layers.Dense(entry.n_dim)(h)
     model = keras.Model(inputs, outputs, name=f"model_{entry.id}")
     if compile:
@@ -64,16 +64,17 @@ class RepStack:
         self.variables = [tf.Variable(w) for w in weights]
         self.reps = len(weights[0])
         remaining = iter(self.variables)
-        self.params = [[next(remaining) for _ in range(WEIGHTS_PER_LAYER.get(kind, 0))] for kind, _ in self.layers]
-        self.trainable = [v for (kind, _), params in zip(self.layers, self.params)
-                          for v in (params[:2] if kind == "bn" else params)]  # BN's moving statistics are not
+        self.params = [[next(remaining) for _ in range(WEIGHTS_PER_LAYER.get(type(layer), 0))] for layer in self.layers]
+        self.trainable = [v for layer, params in zip(self.layers, self.params)
+                          for v in (params[:2] if isinstance(layer, BatchNorm) else params)]  # BN's moving statistics are not
 
     def get_weights(self):
         return [v.numpy() for v in self.variables]
 
     def dropout_rates(self):
         """(rate, width) of every dropout layer that drops anything, in order (what `masks` must match)."""
-        return [(arg, width) for (kind, arg), width in zip(self.layers, self.widths) if kind == "dropout" and arg > 0]
+        return [(layer.rate, width) for layer, width in zip(self.layers, self.widths)
+                if isinstance(layer, Dropout) and layer.rate > 0]
 
     def __call__(self, x, masks):
         """The training-mode forward pass (batch statistics, dropout); `architectures.predict` infers.
@@ -81,20 +82,20 @@ class RepStack:
         masks: one (R, B, width) scaled keep mask per `dropout_rates()` entry, in order.
         """
         h, masks = x, iter(masks)
-        for (kind, arg), params in zip(self.layers, self.params):
-            if kind == "embedding":
+        for layer, params in zip(self.layers, self.params):
+            if isinstance(layer, Embedding):
                 h = tf.gather(params[0], h, batch_dims=1)  # (R, B, 2, dim) -> flattened as Keras does
-                h = tf.reshape(h, (self.reps, -1, 2 * arg))
-            elif kind == "dense":
+                h = tf.reshape(h, (self.reps, -1, 2 * layer.width))
+            elif isinstance(layer, Dense):
                 kernel, bias = params
                 h = tf.matmul(h, kernel) + bias[:, None, :]
-                if arg[1] == "relu":
+                if layer.activation == "relu":
                     h = tf.nn.relu(h)
-            elif kind == "bn":
+            elif isinstance(layer, BatchNorm):
                 h = batch_norm(h, *params)
-            elif kind == "relu":
+            elif isinstance(layer, ReLU):
                 h = tf.nn.relu(h)
-            elif arg > 0:
+            elif layer.rate > 0:
                 h = h * next(masks)
         return h
 

@@ -21,23 +21,24 @@ import numpy as np
 import optuna
 
 from pertnet import Interrupted, UserError, defaults, memory, metrics, stopping
+from pertnet.architectures import FAMILIES
 from pertnet.crossval import CrossValidation
-from pertnet.entries import FAMILY_FIELDS, read_stages, stage_entries, write_stages
+from pertnet.entries import read_stages, stage_entries, write_stages
 from pertnet.files import load_npz, save_npz
 from pertnet.stage import combine
 from pertnet.targets import cap_n_dim
 
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is ours
-NOT_SEARCHED = {6: ("dropout_1",)}  # family 6 carries a dropout_1 its network never uses
 
 
 def search_space(entry, fixed=(), n_dim_limit=None):
     """{field: (kind, low, high, step)} over the hyperparameters of the entry's family (defaults.SEARCH_SPACE),
     less the `fixed` ones (--reps / --epochs); n_dim at most `n_dim_limit`, what the data allows."""
-    fields = ["lr", "emb_out", *FAMILY_FIELDS[entry.architecture], "epochs", "bs", "n_dim"]
+    family = FAMILIES[entry.architecture]
+    fields = ["lr", "emb_out", *family.fields, "epochs", "bs", "n_dim"]
     space = {name: tuple(defaults.SEARCH_SPACE[name.split("_")[0] if name[-1].isdigit() else name])
-             for name in fields if name not in fixed and name not in NOT_SEARCHED.get(entry.architecture, ())}
+             for name in fields if name not in fixed and name not in family.unused}
     if n_dim_limit is not None and "n_dim" in space:
         kind, low, high, step = space["n_dim"]
         space["n_dim"] = (kind, min(low, n_dim_limit), min(high, n_dim_limit), step)

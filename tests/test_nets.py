@@ -12,10 +12,10 @@ ALL_ENTRIES = [(stage, e) for stage in config.STAGES for e in stage_entries(stag
 def expected_params(entry, vocab):
     """Parameter count from the hyperparameters alone: embedding + Dense (kernel+bias) + 4 per BN unit."""
     total, width = vocab * entry.emb_out, 2 * entry.emb_out
-    for kind, arg in architectures.hidden_layers(entry):
-        if kind == "dense":
-            total, width = total + width * arg[0] + arg[0], arg[0]
-        elif kind == "bn":
+    for layer in architectures.hidden_layers(entry):
+        if isinstance(layer, architectures.Dense):
+            total, width = total + width * layer.units + layer.units, layer.units
+        elif isinstance(layer, architectures.BatchNorm):
             total += 4 * width
     return total + width * entry.n_dim + entry.n_dim
 
@@ -42,11 +42,13 @@ def test_parameter_counts_given_in_the_spec():
 
 def test_family_quirks_are_kept():
     entry_2 = stage_entries("stage_1")[1]
-    kinds = [k for k, _ in architectures.hidden_layers(entry_2)]
-    assert kinds[4:7] == ["dense", "relu", "bn"]  # Dense(relu) then ReLU again
+    kinds = [type(layer) for layer in architectures.hidden_layers(entry_2)]
+    assert kinds[4:7] == [architectures.Dense, architectures.ReLU, architectures.BatchNorm]  # Dense(relu), ReLU again
+    assert architectures.hidden_layers(entry_2)[4].activation == "relu"
     entry_6 = stage_entries("stage_1")[4]
-    rates = [arg for kind, arg in architectures.hidden_layers(entry_6) if kind == "dropout"]
+    rates = [layer.rate for layer in architectures.hidden_layers(entry_6) if isinstance(layer, architectures.Dropout)]
     assert rates == [entry_6.dropout_2] * 2
+    assert architectures.FAMILIES[6].unused == ("dropout_1",)  # carried, never read, never searched
 
 
 def test_losses_by_hand():

@@ -43,7 +43,8 @@ def test_a_rep_in_the_stack_takes_the_step_it_would_take_alone(monkeypatch):
     entry = dataclasses.replace(stage_entries("stage_1")[0], epochs=1, bs=64, n_dim=5)
     x, z = small_problem(entry)
     hidden = architectures.hidden_layers
-    no_dropout = lambda e: [(k, 0.0 if k == "dropout" else a) for k, a in hidden(e)]  # noqa: E731
+    no_dropout = lambda e: [architectures.Dropout(0.0) if isinstance(layer, architectures.Dropout) else layer  # noqa: E731
+                            for layer in hidden(e)]
     for module in (architectures, nets):  # family 1 has fixed dropout 0.2: off, to compare deterministic steps
         monkeypatch.setattr(module, "hidden_layers", no_dropout)
     seeds = [3, 4]
