@@ -23,11 +23,11 @@ def main(argv=None):
     p.add_argument("--plot", type=Path, help="also draw the optimisation history into this PNG file")
     args = p.parse_args(argv)
     options = cli.options(args)
+    search = tuning.Search(args.trials, args.study, args.storage, args.tuning_dir, args.out, args.plot)
     if args.entry is not None:
-        tuning.tune_entry(options, args.entry, args.trials, args.study, args.storage, args.tuning_dir, args.out,
-                          args.plot)
+        tuning.tune_entry(options, args.entry, search)
     else:
-        tuning.tune_weights(options, args.trials, args.study, args.storage, args.tuning_dir, args.out, args.plot)
+        tuning.tune_weights(options, search)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,14 @@ __all__ = ["PertNet", "fit", "load", "cross_validate", "UserError", "Interrupted
 
 def __getattr__(name):
     """The API, imported on first use: the commands import pertnet without pandas' start-up time."""
-    if name in ("PertNet", "fit", "load", "cross_validate"):
+    if name in ("PertNet", "fit", "load"):
         from pertnet import estimator
 
         return getattr(estimator, name)
+    if name == "cross_validate":
+        from pertnet import evaluation
+
+        return evaluation.cross_validate_model
     raise AttributeError(f"module 'pertnet' has no attribute {name!r}")
 
 

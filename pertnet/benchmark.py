@@ -76,7 +76,7 @@ def _check(args):
     for option, path in (("--de_train", args.de_train), ("--id_map", args.id_map)):
         if not path.is_file():
             raise UserError(f"argument {option}: no file {path}")
-    if args.de_train.suffix != ".h5ad":
+    if not data.is_h5ad(args.de_train):
         raise UserError(f"argument --de_train: {args.de_train} is not an .h5ad file (the benchmark's de_train.h5ad)")
     if args.output.is_dir():
         raise UserError(f"argument --output: {args.output} is a folder; give the prediction file's path")

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pertnet import UserError, __version__, defaults, stopping
+from pertnet import UserError, __version__, data, stopping
 from pertnet.entries import read_stages
 from pertnet.options import Options
 
@@ -119,7 +119,7 @@ def data_dir(args):
         return args.data_dir or args.config.DATA_DIR
     folder = args.data_dir or args.config.DEMO_DIR
     train_file = getattr(args, "train_file", None)
-    wants_h5ad = train_file is not None and train_file.suffix == ".h5ad" and not train_file.is_file()
+    wants_h5ad = train_file is not None and data.is_h5ad(train_file) and not train_file.is_file()
     if wants_h5ad or not (Path(folder) / "de_train.parquet").is_file():
         from pertnet import synthetic
         print(f"generating the synthetic demo dataset in {folder}/ ...", flush=True)

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from pertnet import UserError, data, schemas
-from pertnet.ensemble import WeightedMean, clip_to_bounds
 from pertnet.estimator import PertNet
 from pertnet.stage import encode, fit_side_by_side
 
@@ -204,7 +203,7 @@ class CrossValidation:
     def results(self, entries, log=print, keep_entry_predictions=False):
         """Yield a `FoldResult` per fold, as its group of folds finishes: each entry is trained once per
         group, the group's folds side by side, and predicts the held-out rows; per fold, the entries'
-        predictions make the stage's prediction (weighted mean, clip) as `Stage.predict` does."""
+        predictions make the stage's prediction through the stage's `ensemble()`, as `Stage.predict` does."""
         from pertnet import training  # TensorFlow loads only where something trains
 
         split = {fold: self.rows(fold) for fold in self.folds}  # (training rows, held-out rows), sliced once
@@ -222,7 +221,7 @@ class CrossValidation:
                       for fold, ts in zip(group, training_sets)]
             inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
                                          source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]
-            means, kept = [WeightedMean() for _ in group], [[] for _ in group]
+            means, kept = [stage.ensemble() for stage in stages], [[] for _ in group]
             for entry in stages[0].entries:  # as the data allows them (n_dim): the same in every fold of a group
                 label = f"[cv] entry {entry.id} ({len(group)} folds x {entry.reps} reps)"
                 fit_side_by_side(stages, training_sets, [fold.seed for fold in group], entry,
@@ -234,6 +233,6 @@ class CrossValidation:
                     kept[number] += [prediction] if keep_entry_predictions else []
                     del stage.weights[entry.id]
             for fold, stage, mean, entry_predictions in zip(group, stages, means, kept):
-                yield FoldResult(fold, clip_to_bounds(mean.result(), stage.clip_low, stage.clip_high),
+                yield FoldResult(fold, mean.result(),
                                  split[fold][1][self.genes].to_numpy(np.float64), entry_predictions,
                                  stage.clip_low, stage.clip_high)

@@ -184,12 +184,17 @@ def training_file(data_dir, train_file=None):
     return anndata if anndata.is_file() and not parquet.is_file() else parquet
 
 
+def is_h5ad(path):
+    """Whether a file is read as AnnData (.h5ad) rather than as a table: the one place that decides."""
+    return Path(path).suffix == ".h5ad"
+
+
 def read_training(path, layer=None):
     """(validated training frame, dataset_id or None) from de_train.parquet or a benchmark .h5ad.
 
     layer: the h5ad layer holding the targets (default sign_log10_pval); not used for parquet.
     """
-    if Path(path).suffix != ".h5ad":
+    if not is_h5ad(path):
         return read_de_train(path), None
     from pertnet import h5ad
 

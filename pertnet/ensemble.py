@@ -47,12 +47,17 @@ class WeightedMean:
         return (self.total / np.asarray(self.weights, dtype=np.float64).sum()).astype(np.float32)
 
 
-def weighted_mean(entry_predictions, weights):
-    """Weighted mean over entries, divided by the sum of the weights (accumulated in float64)."""
-    mean = WeightedMean()
-    for prediction, weight in zip(entry_predictions, weights):
-        mean.add(prediction, weight)
-    return mean.result()
+class Ensemble(WeightedMean):
+    """A stage's ensemble of its entries' predictions as they come: the weighted mean, clipped per
+    gene to the training bounds. The one path of every stage's prediction (Stage.predict, and
+    cross-validation, which predicts its folds entry by entry)."""
+
+    def __init__(self, low, high):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def result(self):
+        return clip_to_bounds(super().result(), self.low, self.high)
 
 
 def clip_to_bounds(predictions, low, high):

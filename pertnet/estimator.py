@@ -4,7 +4,7 @@ returns the estimator, what fitting learnt in attributes ending in `_`.
 Everything that trains goes through it: the commands (pertnet/pipeline.py, which add files,
 resumption and locks around it), cross-validation and tuning (pertnet/crossval.py, one estimator
 per fold) and the benchmark method (through the pipeline). `pertnet.fit` and `pertnet.load` are its
-doors for a notebook.
+doors for a notebook (`pertnet.cross_validate`, pertnet/evaluation.py, a third).
 
     model = PertNet("stage_1", reps=2).fit(de_train)      # a DataFrame, or an AnnData
     prediction = model.predict(id_map)                     # a DataFrame: id, cell_type, sm_name, genes
@@ -45,13 +45,13 @@ class PertNet:
         optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
         train, dataset_id = data.training_data(data_, self.layer)
         genes = schemas.gene_columns(train.columns)
-        training_set = encode(train, genes, self.seed, self._pseudolabels(train, pairs))
+        training_set = encode(train, genes, self.seed, self.pseudolabels(train, pairs))
         training_set["dataset_id"] = dataset_id or ""
         return self.start(training_set).train(training_set)
 
-    def _pseudolabels(self, train, pairs):
-        """stage_2's pseudolabel rows: its source stage (fitted here, kept as `source_`) predicting
-        `pairs`; None for a stage without."""
+    def pseudolabels(self, train, pairs):
+        """stage_2's pseudolabel rows: its source stage (fitted on `train`, validated training rows, and
+        kept as `source_`) predicting `pairs`; None for a stage without."""
         if self.stage not in defaults.PSEUDOLABEL_SOURCE:
             return None
         if pairs is None:
@@ -65,15 +65,15 @@ class PertNet:
         """The unfitted stage of an encoded training set (`pertnet.stage.encode`): what `train` fits.
         The commands save what it shares before training (pertnet/pipeline.py)."""
         if departure(self.stage, self.reps, self.epochs):
-            self._log(departure(self.stage, self.reps, self.epochs))
-        self.stage_ = Stage.start(self.stage, self.stage_entries(), training_set, self.seed, self._log)
+            self.log(departure(self.stage, self.reps, self.epochs))
+        self.stage_ = Stage.start(self.stage, self.stage_entries(), training_set, self.seed, self.log)
         self.genes_, self.vocabulary_, self.dataset_id_ = self.stage_.genes, self.stage_.vocabulary, self.stage_.dataset_id
         return self
 
     def train(self, training_set, status=lambda entry: (False, ""), on_fitted=lambda entry, weights: None):
         """Train the started stage entry by entry (`pertnet.stage.Stage.fit`: status and on_fitted are
         the commands' hooks to skip saved entries and to save each one)."""
-        self.stage_.fit(training_set, self.seed, self._log, status, on_fitted)
+        self.stage_.fit(training_set, self.seed, self.log, status, on_fitted)
         return self
 
     def stage_entries(self):
@@ -87,7 +87,7 @@ class PertNet:
         """Every gene of each pair (id_map-shaped: cell_type, sm_name, optionally id), in the order given:
         a DataFrame of id, cell_type, sm_name, then the genes; as_anndata: the benchmark's prediction
         AnnData (obs cell_type, sm_name by id; layer `prediction`)."""
-        pairs = _pairs(pairs)
+        pairs = pairs_frame(pairs)
         stage = self.stage_
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
         values = stage.predict(inputs)
@@ -117,14 +117,15 @@ class PertNet:
                                                              model.stage_.dataset_id)
         return model
 
-    def _log(self, line):
+    def log(self, line):
+        """A progress line, as `verbose` asks."""
         if callable(self.verbose):
             self.verbose(line)
         elif self.verbose:
             print(line, flush=True)
 
 
-def _pairs(pairs):
+def pairs_frame(pairs):
     """Pairs to predict as id_map's columns (ids 0, 1, ... where it has none), validated as id_map.csv is."""
     if hasattr(pairs, "obs"):  # an AnnData: its obs
         pairs = pairs.obs
@@ -134,22 +135,6 @@ def _pairs(pairs):
     if "id" not in pairs.columns:
         pairs = pairs.assign(id=range(len(pairs)))
     return data.id_map_frame(pairs, "the pairs to predict")
-
-
-def cross_validate(model, data_, pairs):
-    """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
-    `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
-    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score."""
-    from pertnet.crossval import CrossValidation
-    from pertnet.evaluation import cv_report
-
-    train = data.training_data(data_, model.layer)[0]
-    pairs = _pairs(pairs)
-    pseudolabels = model._pseudolabels(train, pairs)
-    if pseudolabels is None:
-        pseudolabels = pd.DataFrame(columns=schemas.PAIR)
-    cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model._log)
-    return cv_report(cv, model.stage_entries(), model.reps, model.epochs, model._log)[0]
 
 
 def fit(data_, stage="stage_1", *, layer=None, reps=None, epochs=None, seed=defaults.SEED, pairs=None, verbose=True):

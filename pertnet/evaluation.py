@@ -15,6 +15,7 @@ import pandas as pd
 from pertnet import UserError, crossval, data, metrics, schemas
 from pertnet.crossval import CrossValidation
 from pertnet.entries import departure
+from pertnet.estimator import pairs_frame
 from pertnet.files import atomic_path, write_text
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
@@ -31,7 +32,7 @@ def _read_table(path, role, layer=None):
     """(the non-gene columns as a frame, the genes, their values) of a parquet, CSV or h5ad file, by
     its suffix. layer: an h5ad's layer (default: `prediction` in a prediction file, else sign_log10_pval)."""
     suffix = Path(path).suffix
-    if suffix == ".h5ad":
+    if data.is_h5ad(path):
         from pertnet import h5ad
 
         obs, genes, values, _ = h5ad.read_observations(path, layer)
@@ -182,12 +183,18 @@ def write_json(path, report):
     write_text(path, json.dumps(report, indent=1) + "\n")
 
 
-def plot(path, report, rows, predictions, truth, pairs, worst=6):
-    """Per-row RMSE of the model against the best baseline by cell type, and the errors across
-    genes of the model's worst rows. matplotlib is imported here: only --plot needs it."""
+def pyplot():
+    """matplotlib.pyplot drawing to files (no display), imported where a plot is asked for."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
+
+
+def plot(path, report, rows, predictions, truth, pairs, worst=6):
+    """Per-row RMSE of the model against the best baseline by cell type, and the errors across
+    genes of the model's worst rows."""
+    plt = pyplot()
 
     best = report["best_baseline"]
     if best is None:
@@ -258,6 +265,19 @@ def cross_validate(options, log=print):
     started = time.perf_counter()
     cv = CrossValidation.from_files(options, log)
     return cv_report(cv, options.entries(), options.reps, options.epochs, log, started)
+
+
+def cross_validate_model(model, data_, pairs):
+    """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
+    `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
+    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score."""
+    train = data.training_data(data_, model.layer)[0]
+    pairs = pairs_frame(pairs)
+    pseudolabels = model.pseudolabels(train, pairs)
+    if pseudolabels is None:
+        pseudolabels = pd.DataFrame(columns=schemas.PAIR)
+    cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model.log)
+    return cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)[0]
 
 
 def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None):

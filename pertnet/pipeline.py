@@ -4,13 +4,12 @@ files -> validated frames -> training set (data/prepared/<stage>.npz) -> `stage.
 entry, each entry saved as it finishes (models/<stage>/) -> the stage's prediction ->
 submissions/<stage>_submission.csv. The training and predicting themselves are `pertnet.stage`'s.
 """
-import signal
 import time
 from pathlib import Path
 
 import numpy as np
 
-from pertnet import Interrupted, UserError, bundle, data, defaults, evaluation, locks, schemas, stopping
+from pertnet import UserError, bundle, data, defaults, evaluation, locks, schemas, stopping
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.estimator import PertNet
@@ -50,7 +49,7 @@ def prepare(options, log=print):
     """
     data_dir, stage = options.data_dir, options.stage
     train_path = data.training_file(data_dir, options.train_file)
-    from_h5ad = train_path.suffix == ".h5ad"
+    from_h5ad = data.is_h5ad(train_path)
     needed = () if options.train_file is not None else (train_path.name,)
     data.require_inputs(data_dir, (*needed, data.ID_MAP_FILE) + (() if from_h5ad else (data.SAMPLE_FILE,)))
     require_writable(prepared_path(data_dir, stage).parent, "--data-dir")
@@ -126,13 +125,11 @@ def _train(options, log):
         bundle.save_entry(models_dir, stage, entry, rep_weights, options.configuration())
         kept.append(entry)
 
-    try:
-        model.train(training_set, status, save)
+    with stopping.saying_what_was_kept(lambda: f"{sum(e.reps for e in kept)} of {sum(e.reps for e in entries)} "
+                                               f"model-reps saved in {bundle.stage_dir(models_dir, stage_name)}/; "
+                                               "rerun the same command to resume"):
+        model.train(training_set, status, save)  # stops at the end of an epoch or between entries
         stopping.check()  # a signal while the last entry was saved
-    except KeyboardInterrupt as stop:  # a stop signal: at the end of an epoch, between entries, or a second one
-        raise Interrupted(getattr(stop, "signum", signal.SIGINT),
-                          f"{sum(e.reps for e in kept)} of {sum(e.reps for e in entries)} model-reps saved in "
-                          f"{bundle.stage_dir(models_dir, stage_name)}/; rerun the same command to resume") from None
     log(f"[{stage_name}] bundles -> {bundle.stage_dir(models_dir, stage_name)}/")
 
 
@@ -143,8 +140,7 @@ def predict(options, log=print):
     models were trained on (an h5ad training file's var_names). --output-format csv writes
     <stage>_submission.csv, h5ad the benchmark's <stage>_prediction.h5ad.
     """
-    data_dir, stage_name = options.data_dir, options.stage
-    data.require_inputs(data_dir, (data.ID_MAP_FILE,))
+    data.require_inputs(options.data_dir, (data.ID_MAP_FILE,))
     require_writable(options.submissions_dir, "--submissions-dir")
     with reading_models(options):
         return _predict(options, log)

@@ -151,6 +151,10 @@ class Stage:
         """The weighted mean of the entries' predictions, clipped to the training bounds."""
         return combine(entry_predictions, [e.weight for e in self.entries], self.clip_low, self.clip_high)
 
+    def ensemble(self):
+        """An empty `ensemble.Ensemble` of this stage: add each entry's prediction with its weight."""
+        return ensemble.Ensemble(self.clip_low, self.clip_high)
+
 
 def fit_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0):
     """Train `entry` for several stages at once: stages of as many training rows and labels (the
@@ -181,4 +185,7 @@ def _fit_together(stages, training_sets, seeds, entry, on_epoch):
 
 def combine(entry_predictions, weights, clip_low, clip_high):
     """The ensemble of entry predictions: their weighted mean, clipped per gene to the training bounds."""
-    return ensemble.clip_to_bounds(ensemble.weighted_mean(entry_predictions, weights), clip_low, clip_high)
+    combined = ensemble.Ensemble(clip_low, clip_high)
+    for prediction, weight in zip(entry_predictions, weights):
+        combined.add(prediction, weight)
+    return combined.result()

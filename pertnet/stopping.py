@@ -54,3 +54,13 @@ def handled():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)  # None: set outside Python
+
+
+@contextlib.contextmanager
+def saying_what_was_kept(kept):
+    """Turn a stop (Interrupted, or a KeyboardInterrupt raised by other code) inside the block into
+    Interrupted with the signal's number and `kept()`: what the run keeps, for cli.run to print."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        raise Interrupted(getattr(stop, "signum", signal.SIGINT), kept()) from None

@@ -12,7 +12,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import signal
 import socket
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from pertnet import Interrupted, UserError, defaults, memory, metrics, stopping
+from pertnet import UserError, defaults, memory, metrics, stopping
 from pertnet.architectures import FAMILIES
 from pertnet.crossval import CrossValidation
 from pertnet.entries import read_stages, stage_entries, write_stages
@@ -162,12 +161,29 @@ def _rdb_storage(url, attempts=5):
 
 # ---------------------------------------------------------------- one entry's hyperparameters
 
-def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, plot_path=None, log=print):
-    """Add `trials` trials to the study of entry `entry_id`; write the best entry into `out`."""
+@dataclasses.dataclass(frozen=True)
+class Search:
+    """What a study is asked for, besides the stage (`python -m tune`'s options)."""
+    trials: int                  # trials to add
+    study: str = None            # its name (default <stage>-entry-<id>, or <stage>-weights)
+    storage: str = None          # a database URL (default: an SQLite file, tuning_dir/optuna.db)
+    tuning_dir: Path = Path("tuning")  # studies, results and cached out-of-fold predictions
+    out: Path = None             # the stages file of the best result (default tuning_dir/<study>.json)
+    plot: Path = None            # the optimisation history, as a PNG
+
+    def name(self, default):
+        return self.study or default
+
+    def out_path(self, name):
+        return self.out or Path(self.tuning_dir) / f"{name}.json"
+
+
+def tune_entry(options, entry_id, search, log=print):
+    """Add `search.trials` trials to the study of entry `entry_id`; write the best entry into `search.out`."""
     (base,) = stage_entries(options.stage, ids=[entry_id], stages_file=options.stages_file)  # as configured
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
-    name = study_name or f"{options.stage}-entry-{entry_id}"
-    url, shown = storage_url(storage, tuning_dir)
+    name, trials = search.name(f"{options.stage}-entry-{entry_id}"), search.trials
+    url, shown = storage_url(search.storage, search.tuning_dir)
     cv = CrossValidation.from_files(options, log)  # reads and checks the data before anything is written
     (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
     space = search_space(base, fixed, cv.n_dim_limit())
@@ -201,24 +217,25 @@ def tune_entry(options, entry_id, trials, study_name, storage, tuning_dir, out, 
     _log_result(study, start, name, log)
     stages = _base_stages(options)
     stages[options.stage] = [best if e.id == entry_id else e for e in stages[options.stage]]
-    _write_result(out or Path(tuning_dir) / f"{name}.json", stages, study, plot_path, log)
+    _write_result(search.out_path(name), stages, study, search.plot, log)
     return study
 
 
 # ---------------------------------------------------------------- a stage's ensemble weights
 
-def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_path=None, log=print):
-    """Add `trials` trials to the study of the stage's ensemble weights, scored on the entries'
-    out-of-fold predictions (computed once, cached under tuning_dir); write the best weights into `out`."""
+def tune_weights(options, search, log=print):
+    """Add `search.trials` trials to the study of the stage's ensemble weights, scored on the entries'
+    out-of-fold predictions (computed once, cached under its tuning_dir); write the best weights into
+    `search.out`."""
     entries = options.entries()
     start = {f"weight_{e.id}": e.weight for e in entries}
-    name = study_name or f"{options.stage}-weights"
-    url, shown = storage_url(storage, tuning_dir)
+    name, trials = search.name(f"{options.stage}-weights"), search.trials
+    url, shown = storage_url(search.storage, search.tuning_dir)
     cv = CrossValidation.from_files(options, log)
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
                                               seed=options.seed, fixed=fixed, start=start), options.seed)
-    folds = out_of_fold_predictions(cv, entries, tuning_dir, log)
+    folds = out_of_fold_predictions(cv, entries, search.tuning_dir, log)
     log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}")
 
     def objective(trial):
@@ -236,7 +253,7 @@ def tune_weights(options, trials, study_name, storage, tuning_dir, out, plot_pat
     best = study.best_trial.params
     stages = _base_stages(options)
     stages[options.stage] = [dataclasses.replace(e, weight=best[f"weight_{e.id}"]) for e in stages[options.stage]]
-    _write_result(out or Path(tuning_dir) / f"{name}.json", stages, study, plot_path, log)
+    _write_result(search.out_path(name), stages, study, search.plot, log)
     return study
 
 
@@ -285,11 +302,9 @@ def _optimize(study, objective, trials, start, name, log):
             f"{f'{best.value:.4f} (trial {best.number})' if best else '-'}; about {left:.0f}s left")
         stopping.check()  # between trials; inside one, CV training stops at the end of an epoch
 
-    try:
+    with stopping.saying_what_was_kept(lambda: f"study {name!r} keeps its {len(study.trials)} trials; rerun the "
+                                               "same command to add more"):
         study.optimize(objective, n_trials=trials, callbacks=[report])
-    except KeyboardInterrupt as stop:
-        raise Interrupted(getattr(stop, "signum", signal.SIGINT), f"study {name!r} keeps its {len(study.trials)} "
-                          "trials; rerun the same command to add more") from None
     if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         raise UserError(f"study {name!r} has no complete trial yet ({len(study.trials)} pruned or failed, as the "
                         "lines above say); rerun with more --trials")
@@ -337,12 +352,10 @@ def _write_result(path, stages, study, plot_path, log):
 
 def plot_history(path, study):
     """The optimisation history: each complete trial's CV MRRMSE and the best so far, as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from pertnet.evaluation import pyplot
     from pertnet.files import atomic_path
 
+    plt = pyplot()
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     figure, axes = plt.subplots(figsize=(8, 5))
     axes.scatter([t.number for t in complete], [t.value for t in complete], s=16, label="trial")

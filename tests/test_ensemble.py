@@ -15,7 +15,10 @@ def test_median_over_reps_by_hand():
 
 def test_weighted_mean_divides_by_the_sum_of_weights():
     a, b = np.array([[1.0, 2.0]]), np.array([[4.0, 8.0]])
-    assert np.allclose(ensemble.weighted_mean([a, b], [0.25, 0.5]), [[(0.25 + 2) / 0.75, (0.5 + 4) / 0.75]])
+    mean = ensemble.WeightedMean()
+    mean.add(a, 0.25)
+    mean.add(b, 0.5)
+    assert np.allclose(mean.result(), [[(0.25 + 2) / 0.75, (0.5 + 4) / 0.75]])
 
 
 def test_clip_per_gene():

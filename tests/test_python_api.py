@@ -3,7 +3,6 @@ gives the numbers and the messages the commands give."""
 import os
 import re
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
