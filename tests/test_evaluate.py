@@ -1,11 +1,13 @@
 """python -m evaluate: the CV folds on the real pair structure (stage_2 keeping its pseudolabels),
 scoring a submission against a truth file, and an end-to-end --cv run with its JSON and plot."""
 import json
+import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import evaluate
 from conftest import ROOT, dirs, run_cli
 from pertnet import UserError, cli, crossval, data, evaluation, schemas
 from pertnet.options import Options
@@ -118,10 +120,11 @@ def test_scoring_a_submission_does_not_import_tensorflow(tmp_path, tiny_data, mo
     assert "pandas" in imported and not {"tensorflow", "keras"} & imported
 
 
-def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data):
+def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data, capsys):
     report_path, plot_path = tmp_path / "cv.json", tmp_path / "cv.png"
-    result = run_cli("evaluate", "--stage", "simple", "--cv", "--reps", "1", "--epochs", "1",
-                     "--json", report_path, "--plot", plot_path, *dirs(tmp_path, tiny_data), cwd=tmp_path)
+    code = cli.run(evaluate.main, ["--stage", "simple", "--cv", "--reps", "1", "--epochs", "1", "--json",
+                                   str(report_path), "--plot", str(plot_path), *map(str, dirs(tmp_path, tiny_data))])
+    result = subprocess.CompletedProcess([], code, *capsys.readouterr())  # in this process: TensorFlow is loaded
     assert result.returncode == 0, result.stderr
     assert "[cv repeat 2/2, fold 4/4 T regulatory cells] 129 held-out rows: MRRMSE" in result.stdout  # fold scores
     assert "side by side" in result.stdout

@@ -2,7 +2,9 @@
 import numpy as np
 import pandas as pd
 
+import repro
 from conftest import dirs, run_cli
+from pertnet import cli
 
 
 def read_submission(path):
@@ -38,10 +40,10 @@ def test_predict_without_models_names_the_train_command(tmp_path, tiny_data):
     assert not (tmp_path / "submissions").exists()
 
 
-def test_missing_competition_files_point_to_kaggle_and_demo(tmp_path):
-    result = run_cli("repro", "--stage", "simple", *dirs(tmp_path, tmp_path / "empty"), cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.count("\n") == 1
+def test_missing_competition_files_point_to_kaggle_and_demo(tmp_path, capsys):
+    assert cli.run(repro.main, ["--stage", "simple", *map(str, dirs(tmp_path, tmp_path / "empty"))]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
     for word in ("de_train.parquet", "id_map.csv", "sample_submission.csv", "Kaggle", "--demo"):
-        assert word in result.stderr
+        assert word in error
 

@@ -46,6 +46,9 @@ def test_fit_and_predict_give_what_repro_gives(tiny_data, tmp_path):
     genes = list(from_cli.columns[1:])
     assert list(from_python["id"]) == list(from_cli["id"])
     np.testing.assert_array_equal(from_python[genes].to_numpy(np.float32), from_cli[genes].to_numpy(np.float32))
+    # a stage trained by `python -m train` loads in Python and predicts what `predict` wrote
+    trained = pertnet.load(tmp_path / "models", stage="simple").predict(id_map)
+    np.testing.assert_array_equal(trained[genes].to_numpy(np.float32), from_cli[genes].to_numpy(np.float32))
     # and the command line predicts with a model saved from Python, byte for byte the same
     shutil.rmtree(tmp_path / "models")
     model.save(str(tmp_path / "models"))
@@ -78,3 +81,23 @@ def test_the_package_has_a_version_and_the_commands_print_it(capsys):
     with pytest.raises(SystemExit):
         cli.run(repro.main, ["--version"])
     assert capsys.readouterr().out == f"pertnet {pertnet.__version__}\n"
+
+
+def test_the_wheel_holds_the_package_its_data_and_the_license_but_no_top_level_config(tmp_path):
+    """What `pip install .` installs: pertnet with its resources, metadata with the version, and no
+    top-level module (config.py and the commands stay in the repository)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    source = tmp_path / "clone"  # a copy: a build writes build/ and pertnet.egg-info/ into its tree
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", "data", "models", "submissions", "tuning",
+                                                                "build", "*.egg-info", "__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(source)],
+                   check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("pertnet-*.whl")
+    assert wheel.name.startswith(f"pertnet-{pertnet.__version__}-")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"pertnet", f"pertnet-{pertnet.__version__}.dist-info"}
+    assert {"pertnet/estimator.py", "pertnet/defaults.py", "pertnet/resources/compounds.csv",
+            "pertnet/config.vsh.yaml", f"pertnet-{pertnet.__version__}.dist-info/licenses/LICENSE"} <= set(names)
