@@ -24,3 +24,18 @@ def test_stage_shapes():
 def test_default_paths():
     assert (config.DATA_DIR, config.MODELS_DIR, config.SUBMISSIONS_DIR) == (
         Path("data"), Path("models"), Path("submissions"))
+
+
+def test_the_package_holds_the_table_and_config_py_overrides_it_for_the_commands(monkeypatch):
+    """The stage table is written once (pertnet/defaults.py); a change in config.py reaches the
+    commands and leaves the package's table as it is."""
+    import train
+    from pertnet import cli, defaults
+
+    assert config.STAGES == defaults.STAGES and config.STAGES is not defaults.STAGES
+    changed = {**config.STAGES, "simple": [{**config.STAGES["simple"][0], "epochs": 50}]}
+    monkeypatch.setattr(config, "STAGES", changed)
+    args = cli.parser(train.__doc__, config, training=True).parse_args(["--stage", "simple"])
+    options = cli.options(args)
+    assert [e.epochs for e in options.entries()] == [50] and options.configuration() == "config.py"
+    assert defaults.STAGES["simple"][0]["epochs"] == 141
