@@ -1,5 +1,6 @@
-"""python -m evaluate: score a submission against a truth file (--submission F --truth F), or
-cross-validate a stage on its training data (--stage S --cv); beside four baselines."""
+"""python -m evaluate: score a submission against a truth file (--submission F --truth F), with the
+coverage of its bounds where predict --interval wrote them; or cross-validate a stage on its training
+data (--stage S --cv), which also calibrates its intervals; beside four baselines."""
 import sys
 from pathlib import Path
 
@@ -15,6 +16,9 @@ def main(argv=None):
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
     p.add_argument("--truth", type=Path, help="the true values: parquet, CSV or h5ad (--layer) (default: "
                    f"{' or '.join(evaluation.TRUTH_FILES)} in the data folder)")
+    p.add_argument("--tuning-dir", type=Path, default=config.TUNING_DIR,
+                   help="with --cv: reuse the out-of-fold predictions `python -m tune` cached here where they match "
+                        "(default %(default)s/)")
     p.add_argument("--json", type=Path, help="also write the report as JSON to this file")
     p.add_argument("--plot", type=Path, help="also draw the per-row errors into this PNG file (needs matplotlib)")
     args = p.parse_args(argv)
@@ -30,7 +34,7 @@ def main(argv=None):
     data_dir = options.data_dir
     if args.cv:
         cli.import_tensorflow_quietly()
-        result = evaluation.cross_validate(options)
+        result = evaluation.cross_validate(options, args.tuning_dir)
     else:
         submission = args.submission or data.submission_path(args.submissions_dir, args.stage)
         truth = args.truth or evaluation.truth_file(data_dir) or Path(data_dir) / evaluation.TRUTH_FILES[0]

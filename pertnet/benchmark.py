@@ -2,15 +2,15 @@
 
 It takes the benchmark's method arguments (copied in tests/benchmark_api/method_arguments.json; the viash
 component is pertnet/config.vsh.yaml), runs a stage end to end as `python -m repro` does (stage_2 runs
-stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage and --epochs
-are pertnet's own additions.
+stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage, --epochs and
+--interval are pertnet's own additions.
 """
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from pertnet import Interrupted, UserError, cli, data, defaults, pipeline
+from pertnet import Interrupted, UserError, cli, data, defaults, intervals, pipeline
 from pertnet.entries import stage_entries
 from pertnet.files import atomic_path, require_writable
 from pertnet.options import Options
@@ -38,6 +38,9 @@ def parser():
                    help="the stage to run (default %(default)s, the method the benchmark runs)")
     p.add_argument("--epochs", type=cli.positive_int,
                    help="override every entry's epochs (departs from the original; for quick runs)")
+    p.add_argument("--interval", type=intervals.level,
+                   help="also write bounds at this coverage level (e.g. 0.9) as the layers lower and upper, and each "
+                        "pair's uncertainty score as obs uncertainty; calibrated by the stage's cross-validation")
     return p
 
 
@@ -54,7 +57,8 @@ def main(argv=None):
             raise UserError(f"argument --id_map: {args.id_map}: cannot read it ({error.strerror})") from None
         options = Options(stage=args.stage, data_dir=id_map.parent, models_dir=args.output_model or work / "models",
                           submissions_dir=work / "submissions", reps=_departing_reps(args.stage, args.reps),
-                          epochs=args.epochs, train_file=args.de_train, layer=args.layer, output_format="h5ad")
+                          epochs=args.epochs, train_file=args.de_train, layer=args.layer, output_format="h5ad",
+                          interval=args.interval)
         try:
             prediction = pipeline.repro(options)
         except UserError as error:  # name the user's id_map, not its copy

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from pertnet import UserError, __version__, data, stopping
+from pertnet import UserError, __version__, data, intervals, stopping
 from pertnet.entries import read_stages
 from pertnet.options import Options
 
@@ -87,6 +87,9 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
         p.add_argument("--output-format", choices=("csv", "h5ad"), default="csv",
                        help="csv: submissions/<stage>_submission.csv (default); h5ad: the benchmark's "
                             "submissions/<stage>_prediction.h5ad")
+        p.add_argument("--interval", type=intervals.level, metavar="LEVEL",
+                       help="also write bounds that cover the truth at this level (e.g. 0.9), and each pair's "
+                            "uncertainty score; needs the stage's calibration (python -m evaluate --stage S --cv)")
     if training or overrides:
         p.add_argument("--reps", type=positive_int, help="override every entry's reps (departs from the original)")
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
@@ -101,7 +104,8 @@ def options(args):
                    submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
-                   output_format=getattr(args, "output_format", "csv"), stages_file=_stages_file(args),
+                   output_format=getattr(args, "output_format", "csv"), interval=getattr(args, "interval", None),
+                   stages_file=_stages_file(args),
                    stages=args.config.STAGES)
 
 

@@ -13,19 +13,23 @@ occur in the fold's training rows (the models embed labels); other rows stay in 
 left without held-out rows is skipped with a note. 2 repeats, with seeds seed and seed + 1. Each fold
 is a `PertNet` estimator fitted on its rows; folds with as many training rows train side by side.
 """
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pertnet import UserError, data, schemas
+from pertnet import UserError, data, ensemble, schemas
 from pertnet.estimator import PertNet
+from pertnet.files import load_npz, save_npz
 from pertnet.stage import encode, fit_side_by_side
 
 REPEATS = 2
 COMPOUND_GROUPS = 4  # folds of the fallback scheme, fewer where fewer compounds can be held out
 MIN_FOLDS = 2
+CACHED = ("entries", "variances", "truth", "clip_low", "clip_high")  # per fold, in an out-of-fold cache
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,9 @@ class FoldResult:
     fold: Fold
     prediction: np.ndarray        # the stage's prediction of the held-out rows (rows, genes)
     truth: np.ndarray             # their true values, float64
+    spread: np.ndarray            # the ensemble's spread over reps and entries (`ensemble.Ensemble.spread`)
     entry_predictions: list       # each entry's prediction, where asked for (weight tuning)
+    entry_variances: list         # and each entry's variance over its reps
     clip_low: np.ndarray          # the fold's clip bounds (its training rows' per-gene min / max)
     clip_high: np.ndarray
 
@@ -200,6 +206,52 @@ class CrossValidation:
             groups.setdefault(key, []).append(fold)
         return list(groups.values())
 
+    def cache_path(self, entries, folder):
+        """Where the out-of-fold predictions of this CV with `entries` are cached in `folder`: named by a
+        digest of the stage, the folds' seeds, the entries and the training rows (any change, another file)."""
+        digest = hashlib.sha256(json.dumps(["with variances", self.stage_name, [f.seed for f in self.folds],
+                                            [e.as_dict() for e in entries]]).encode())
+        for frame in (self.train, self.pseudolabels) if len(self.pseudolabels) else (self.train,):
+            digest.update(np.ascontiguousarray(frame[self.genes].to_numpy(np.float32)).tobytes())
+            digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
+        return Path(folder) / f"oof-{self.stage_name}-{digest.hexdigest()[:16]}.npz"
+
+    def cached(self, entries, folder):
+        """The out-of-fold predictions cached in `folder` (see `out_of_fold`), or None where there are none."""
+        path = self.cache_path(entries, folder)
+        if not path.is_file():
+            return None
+        arrays = load_npz(path, f"delete {path}: it is recomputed")
+        return [{key: arrays[f"{number}_{key}"] for key in CACHED} for number in range(len(self.folds))]
+
+    def out_of_fold(self, entries, folder, log=print):
+        """Per fold: each entry's prediction of the held-out rows and its variance over reps, their truth and
+        the fold's clip bounds; computed once per data, seed and entries, and cached in `folder` (tuning's,
+        where `python -m evaluate --cv` finds them too)."""
+        path = self.cache_path(entries, folder)
+        folds = self.cached(entries, folder)
+        if folds is not None:
+            log(f"[cv] out-of-fold predictions of {len(entries)} entries: read from {path}")
+            return folds
+        log(f"[cv] out-of-fold predictions of {len(entries)} entries, trained once")
+        results = sorted(self.results(entries, log, keep_entry_predictions=True),
+                         key=lambda r: (r.fold.repeat, r.fold.number))
+        folds = [dict(entries=np.stack(r.entry_predictions), variances=np.stack(r.entry_variances), truth=r.truth,
+                      clip_low=r.clip_low, clip_high=r.clip_high) for r in results]
+        save_npz(path, **{f"{number}_{key}": value for number, fold in enumerate(folds) for key, value in fold.items()})
+        log(f"[cv] out-of-fold predictions -> {path}")
+        return folds
+
+    def cached_results(self, entries, cached):
+        """The `FoldResult`s of out-of-fold entry predictions cached by tuning (pertnet/tuning.py), ensembled
+        as `results` ensembles them: the same numbers, without training."""
+        for fold, arrays in zip(self.folds, cached):
+            mean = ensemble.Ensemble(arrays["clip_low"], arrays["clip_high"])
+            for entry, prediction, variance in zip(entries, arrays["entries"], arrays["variances"]):
+                mean.add(prediction, entry.weight, variance)
+            yield FoldResult(fold, mean.result(), arrays["truth"], mean.spread(), list(arrays["entries"]),
+                             list(arrays["variances"]), arrays["clip_low"], arrays["clip_high"])
+
     def results(self, entries, log=print, keep_entry_predictions=False):
         """Yield a `FoldResult` per fold, as its group of folds finishes: each entry is trained once per
         group, the group's folds side by side, and predicts the held-out rows; per fold, the entries'
@@ -221,18 +273,19 @@ class CrossValidation:
                       for fold, ts in zip(group, training_sets)]
             inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
                                          source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]
-            means, kept = [stage.ensemble() for stage in stages], [[] for _ in group]
+            means, kept = [stage.ensemble() for stage in stages], [([], []) for _ in group]
             for entry in stages[0].entries:  # as the data allows them (n_dim): the same in every fold of a group
                 label = f"[cv] entry {entry.id} ({len(group)} folds x {entry.reps} reps)"
                 fit_side_by_side(stages, training_sets, [fold.seed for fold in group], entry,
                                  progress.epoch_callback(label, entry, flops[id(group), entry.id]), share=1 / left)
                 progress.done += flops[id(group), entry.id]
                 for number, (stage, x) in enumerate(zip(stages, inputs)):
-                    prediction = stage.entry_prediction(entry, x)
-                    means[number].add(prediction, entry.weight)
-                    kept[number] += [prediction] if keep_entry_predictions else []
+                    prediction, variance = stage.entry_prediction(entry, x, with_variance=True)
+                    means[number].add(prediction, entry.weight, variance)
+                    if keep_entry_predictions:
+                        kept[number][0].append(prediction)
+                        kept[number][1].append(variance)
                     del stage.weights[entry.id]
-            for fold, stage, mean, entry_predictions in zip(group, stages, means, kept):
-                yield FoldResult(fold, mean.result(),
-                                 split[fold][1][self.genes].to_numpy(np.float64), entry_predictions,
-                                 stage.clip_low, stage.clip_high)
+            for fold, stage, mean, (entry_predictions, entry_variances) in zip(group, stages, means, kept):
+                yield FoldResult(fold, mean.result(), split[fold][1][self.genes].to_numpy(np.float64), mean.spread(),
+                                 entry_predictions, entry_variances, stage.clip_low, stage.clip_high)

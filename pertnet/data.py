@@ -304,6 +304,36 @@ def submission_path(submissions_dir, stage):
     return Path(submissions_dir) / f"{stage}_submission.csv"
 
 
+def interval_paths(submission):
+    """The files `predict --interval` writes beside a CSV submission <name>_submission.csv (or <name>.csv):
+    {lower, upper, uncertainty: <name>_<kind>.csv}."""
+    submission = Path(submission)
+    name = submission.stem.removesuffix("_submission")
+    return {kind: submission.with_name(f"{name}_{kind}.csv") for kind in ("lower", "upper", "uncertainty")}
+
+
+def write_intervals(submission, id_map, genes, bounds):
+    """The bounds (`intervals.Bounds`, columns in `genes` order) and uncertainty scores beside a CSV submission."""
+    paths = interval_paths(submission)
+    write_submission(paths["lower"], id_map["id"], genes, bounds.lower)
+    write_submission(paths["upper"], id_map["id"], genes, bounds.upper)
+    scores = id_map[schemas.UNCERTAINTY.names[:3]].assign(uncertainty=bounds.uncertainty, level=bounds.level)
+    with atomic_path(paths["uncertainty"]) as tmp:
+        scores.to_csv(tmp, index=False)
+    return paths
+
+
+def read_uncertainty(path):
+    """An uncertainty file (schemas.UNCERTAINTY): (the frame, its one level)."""
+    frame = _read(path, pd.read_csv)
+    _require_columns(frame.columns, schemas.UNCERTAINTY.required, path)
+    levels = frame["level"].unique()
+    if len(levels) != 1 or not 0 < float(levels[0]) < 1:
+        raise UserError(f"{path}: the level column must hold one coverage level between 0 and 1, found "
+                        f"{sorted(levels)[:3]}; rerun `python -m predict --interval LEVEL`")
+    return frame.astype({column: str for column in schemas.PAIR}), float(levels[0])
+
+
 def prediction_path(submissions_dir, stage):
     """Where `predict --output-format h5ad` writes (the benchmark's prediction format)."""
     return Path(submissions_dir) / f"{stage}_prediction.h5ad"

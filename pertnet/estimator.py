@@ -11,12 +11,22 @@ doors for a notebook (`pertnet.cross_validate`, pertnet/evaluation.py, a third).
     model.save("models")                                   # what `python -m predict` reads
 """
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
-from pertnet import UserError, bundle, data, defaults, schemas
+from pertnet import UserError, bundle, data, defaults, intervals, schemas
 from pertnet.entries import Entry, departure, stage_entries
 from pertnet.stage import Stage, encode
+
+
+class IntervalPrediction(NamedTuple):
+    """`PertNet.predict(..., interval=q)`: DataFrames of id, cell_type, sm_name, then the genes (prediction,
+    lower, upper), and of id, cell_type, sm_name, uncertainty (each pair's expected row RMSE)."""
+    prediction: pd.DataFrame
+    lower: pd.DataFrame
+    upper: pd.DataFrame
+    uncertainty: pd.DataFrame
 
 
 class PertNet:
@@ -31,7 +41,8 @@ class PertNet:
       (None: sign_log10_pval where present, else X). verbose: True prints the progress lines the
       commands print, False is quiet, a function receives each line.
 
-    Fitted: `stage_` (the trained `pertnet.stage.Stage`), `genes_`, `vocabulary_`, `dataset_id_`.
+    Fitted: `stage_` (the trained `pertnet.stage.Stage`), `genes_`, `vocabulary_`, `dataset_id_`; and
+    `calibration_` (pertnet/intervals.py) once `pertnet.cross_validate` has run it, or loaded with it.
     """
 
     def __init__(self, stage="stage_1", *, entries=None, reps=None, epochs=None, seed=defaults.SEED, layer=None,
@@ -83,19 +94,42 @@ class PertNet:
         return [(e if isinstance(e, Entry) else Entry.from_dict(e, f"entries of {self.stage}"))
                 .with_overrides(self.reps, self.epochs) for e in self.entries]
 
-    def predict(self, pairs, as_anndata=False):
+    def predict(self, pairs, as_anndata=False, interval=None):
         """Every gene of each pair (id_map-shaped: cell_type, sm_name, optionally id), in the order given:
         a DataFrame of id, cell_type, sm_name, then the genes; as_anndata: the benchmark's prediction
-        AnnData (obs cell_type, sm_name by id; layer `prediction`)."""
+        AnnData (obs cell_type, sm_name by id; layer `prediction`).
+
+        interval: a coverage level (0.5 to 0.99) for bounds from `calibration_` (pertnet.cross_validate
+        makes it): an `IntervalPrediction` of DataFrames (prediction, lower, upper, uncertainty), or
+        with as_anndata one AnnData that also has the layers lower and upper and obs uncertainty."""
         pairs = pairs_frame(pairs)
         stage = self.stage_
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
-        values = stage.predict(inputs)
+        bounds = None
+        if interval is None:
+            values = stage.predict(inputs)
+        else:
+            level = intervals.checked_level(interval, "interval")
+            calibration = getattr(self, "calibration_", None)
+            if calibration is None:
+                raise UserError("interval: this model has no calibration; run pertnet.cross_validate(model, data, "
+                                "pairs) on its training data first, or load a models folder with calibration.npz")
+            calibration.check(stage, "the model's calibration")
+            calibration.require_level(level, "the model's calibration")
+            values, spread = stage.predict(inputs, with_spread=True)
+            bounds = calibration.bounds(values, spread, level)
         if as_anndata:
             from pertnet import h5ad
 
-            return h5ad.prediction(pairs, stage.genes, values, stage.dataset_id)
-        return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=stage.genes)], axis=1)
+            return h5ad.prediction(pairs, stage.genes, values, stage.dataset_id, bounds)
+
+        def table(values):
+            return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=stage.genes)], axis=1)
+
+        if bounds is None:
+            return table(values)
+        return IntervalPrediction(table(values), table(bounds.lower), table(bounds.upper),
+                                  pairs.reset_index(drop=True).assign(uncertainty=bounds.uncertainty))
 
     def save(self, models_dir):
         """Write the fitted stage as models_dir/<stage>/, the bundles `python -m predict --models-dir
@@ -104,6 +138,8 @@ class PertNet:
         for entry in self.stage_.entries:
             bundle.save_entry(models_dir, self.stage_, entry, self.stage_.weights[entry.id], "pertnet.fit")
         bundle.save_shared(models_dir, self.stage_)
+        if getattr(self, "calibration_", None) is not None:
+            self.calibration_.save(bundle.stage_dir(models_dir, self.stage) / intervals.FILE)
         return self
 
     @classmethod
@@ -115,6 +151,9 @@ class PertNet:
         model.stage_ = bundle.load_stage(models_dir, stage, model.stage_entries(), configuration)
         model.genes_, model.vocabulary_, model.dataset_id_ = (model.stage_.genes, model.stage_.vocabulary,
                                                              model.stage_.dataset_id)
+        calibration = bundle.stage_dir(models_dir, stage) / intervals.FILE
+        if calibration.is_file():
+            model.calibration_ = intervals.Calibration.load(calibration, stage)
         return model
 
     def log(self, line):

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pertnet import UserError, crossval, data, metrics, schemas
+from pertnet import UserError, bundle, crossval, data, intervals, metrics, schemas
 from pertnet.crossval import CrossValidation
 from pertnet.entries import departure
 from pertnet.estimator import pairs_frame
-from pertnet.files import atomic_path, write_text
+from pertnet.files import atomic_path, require_writable, write_text
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
 
@@ -76,14 +76,14 @@ def _finite(values, path, role):
     return values
 
 
-def align(submission_path, truth_path, id_map=None, layer=None):
+def align(submission_path, truth_path, id_map=None, layer=None, submission_layer=None):
     """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
     no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth, genes).
-    layer: the truth's layer, where it is an h5ad file. Only the narrow frames of row names are
-    merged; the values are picked with index arrays."""
+    layer: the truth's layer, where it is an h5ad file (submission_layer: the submission's). Only the
+    narrow frames of row names are merged; the values are picked with index arrays."""
     tables = {}
     for role, path in (("submission", submission_path), ("truth", truth_path)):
-        frame, genes, values = _read_table(path, role, layer if role == "truth" else None)
+        frame, genes, values = _read_table(path, role, layer if role == "truth" else submission_layer)
         tables[role] = _keyed(frame, path, id_map), genes, values
     (submission, submission_genes, predicted), (truth, genes, true) = tables["submission"], tables["truth"]
     key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (submission, truth)) else ["id"]
@@ -169,6 +169,10 @@ def format_report(report):
         gain = report["improvement"]
         lines.append(f"  {report['model_name']} improves MRRMSE by {gain['mrrmse']:.4f} ({gain['percent']:.1f}%) "
                      f"on the best {names[report['best_baseline']]}")
+    if "intervals" in report:
+        lines.append(intervals.format_calibration(report["intervals"]))
+    if report.get("coverage"):
+        lines.append(intervals.format_coverage(report["coverage"]))
     cell_types = list(scores["model"]["by_cell_type"])
     if len(cell_types) > 1:
         short = {key: ("model" if key == "model" else key) for key in scores}
@@ -254,51 +258,102 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
         model_name, predictions, truth, pairs["cell_type"], mode="submission",
         submission_file=str(submission_path), truth_file=str(truth_path),
         title=f"{model_name}: {len(truth)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
+    report["coverage"] = score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=truth, pairs=pairs)
 
 
-def cross_validate(options, log=print):
+def score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth):
+    """The coverage report (`intervals.coverage_report`) of the bounds `predict --interval` wrote with the
+    submission (beside a CSV, pertnet/data.py's `interval_paths`; inside an h5ad), None where it has none."""
+    submission_path = Path(submission_path)
+    if data.is_h5ad(submission_path):
+        from pertnet import h5ad
+
+        fields = h5ad.read_interval_fields(submission_path)
+        if fields is None:
+            return None
+        scores, level = fields
+        sources = {kind: (submission_path, kind) for kind in ("lower", "upper")}
+    else:
+        paths = data.interval_paths(submission_path)
+        present = [kind for kind, path in paths.items() if path.is_file()]
+        if not present:
+            return None
+        if len(present) < len(paths):
+            missing = ", ".join(str(path) for kind, path in paths.items() if kind not in present)
+            raise UserError(f"{submission_path}: its interval files are incomplete (no {missing}); rerun "
+                            "`python -m predict --interval LEVEL` to write all three")
+        scores, level = data.read_uncertainty(paths["uncertainty"])
+        sources = {kind: (paths[kind], None) for kind in ("lower", "upper")}
+    lower, upper = (align(path, truth_path, id_map, layer, submission_layer)[1]
+                    for path, submission_layer in sources.values())
+    if (lower > upper).any():
+        raise UserError(f"{sources['lower'][0]}: {int((lower > upper).sum())} lower bound(s) above their upper bound; "
+                        "rerun `python -m predict --interval LEVEL`")
+    key = schemas.PAIR if (pairs["cell_type"] != "all").all() else ["id"]
+    named = pairs if key == schemas.PAIR else pairs.assign(id=pairs["sm_name"].astype(int))
+    uncertainty = named[key].merge(scores, on=key, how="left")["uncertainty"]
+    if uncertainty.isna().any():
+        raise UserError(f"{submission_path}: its uncertainty scores miss {int(uncertainty.isna().sum())} of the "
+                        f"{len(pairs)} pairs; rerun `python -m predict --interval LEVEL`")
+    return intervals.coverage_report(lower, upper, truth, predicted, uncertainty.to_numpy(np.float64),
+                                     pairs["cell_type"], level)
+
+
+def cross_validate(options, tuning_dir=None, log=print):
     """The cross-validation of the stage's files (pertnet/crossval.py: folds from the data's design), each
     fold fitted in memory with the estimator `train` and `predict` use, its held-out rows scored beside
-    the baselines."""
+    the baselines; what it learnt about its errors saved as the stage's calibration (pertnet/intervals.py),
+    which `predict --interval` reads. Out-of-fold predictions tuning cached in `tuning_dir` are reused."""
     started = time.perf_counter()
+    path = bundle.stage_dir(options.models_dir, options.stage) / intervals.FILE
+    require_writable(path.parent, "--models-dir")  # before the training, not after
     cv = CrossValidation.from_files(options, log)
-    return cv_report(cv, options.entries(), options.reps, options.epochs, log, started)
+    entries = options.entries()
+    cached = cv.cached(entries, tuning_dir) if tuning_dir is not None else None
+    if cached is not None:
+        log(f"[cv] out-of-fold predictions of {len(entries)} entries: read from {cv.cache_path(entries, tuning_dir)}")
+    report, details, calibration = cv_report(cv, entries, options.reps, options.epochs, log, started, cached)
+    log(f"calibration -> {calibration.save(path)}")
+    return report, details
 
 
 def cross_validate_model(model, data_, pairs):
     """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
     `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
-    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score."""
+    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score. What it learnt
+    about the errors becomes `model.calibration_`, which `model.predict(..., interval=q)` uses."""
     train = data.training_data(data_, model.layer)[0]
     pairs = pairs_frame(pairs)
     pseudolabels = model.pseudolabels(train, pairs)
     if pseudolabels is None:
         pseudolabels = pd.DataFrame(columns=schemas.PAIR)
     cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model.log)
-    return cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)[0]
+    report, _, model.calibration_ = cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)
+    return report
 
 
-def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None):
-    """(report, details) of `cv` run with `entries` (reps / epochs: the overrides they carry, for the
-    report and the departure line)."""
+def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cached=None):
+    """(report, details, calibration) of `cv` run with `entries` (reps / epochs: the overrides they carry,
+    for the report and the departure line); cached: its out-of-fold predictions, where tuning kept them."""
     started = time.perf_counter() if started is None else started
     stage = cv.stage_name
     if departure(stage, reps, epochs):
         log(departure(stage, reps, epochs))
-    results = sorted(cv.results(entries, log), key=lambda result: (result.fold.repeat, result.fold.number))
+    results = cv.results(entries, log) if cached is None else cv.cached_results(entries, cached)
     parts = []
-    for result in results:
+    for result in sorted(results, key=lambda result: (result.fold.repeat, result.fold.number)):
         fold_train, fold_test = cv.rows(result.fold)
-        part = dict(model=result.prediction, truth=result.truth, pairs=fold_test[schemas.PAIR],
-                    group=np.full(len(fold_test), len(parts)), **baselines(fold_train, fold_test, cv.genes, cv.source))
+        part = dict(model=result.prediction, truth=result.truth, spread=result.spread, pairs=fold_test[schemas.PAIR],
+                    group=np.full(len(fold_test), len(parts)), fold=np.full(len(fold_test), result.fold.number),
+                    **baselines(fold_train, fold_test, cv.genes, cv.source))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
         log(f"{result.fold.label} {len(fold_test)} held-out rows: MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
             ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
         parts.append(part)
 
-    stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "group",
+    stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "spread", "group", "fold",
                                                                             *metrics.BASELINES)}
     pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
@@ -312,8 +367,11 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None):
         title=f"{stage}: cross-validation on {cv.source}, {len(cv.fold_names)} folds "
               f"({cv.scheme.name} scheme) x {crossval.REPEATS} repeats ({len(pairs)} held-out rows x "
               f"{len(cv.genes)} genes)")
+    calibration = intervals.Calibration.fit(stage, cv.genes, entries, stack["model"], stack["spread"], stack["truth"],
+                                            stack["fold"])  # a fold's rows in both repeats: one group
+    report["intervals"] = calibration.summary
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs)
+    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs), calibration
 
 
 def evaluate(report_and_details, json_path=None, plot_path=None, log=print):

@@ -80,21 +80,44 @@ def write_dataset(path, obs, genes, layers, uns):
     _write(adata, path)
 
 
-def write_prediction(path, id_map, genes, values, dataset_id):
+def write_prediction(path, id_map, genes, values, dataset_id, bounds=None):
     """The benchmark's prediction file (schemas.H5AD_PREDICTION)."""
-    _write(prediction(id_map, genes, values, dataset_id), path)
+    _write(prediction(id_map, genes, values, dataset_id, bounds), path)
     return Path(path)
 
 
-def prediction(id_map, genes, values, dataset_id):
+def prediction(id_map, genes, values, dataset_id, bounds=None):
     """The benchmark's prediction AnnData; its spec asks for a double layer, so the float32 predictions
-    are widened to float64 (exactly)."""
+    are widened to float64 (exactly). bounds (`intervals.Bounds`): also the layers lower and upper, obs
+    uncertainty and uns interval_level."""
     import anndata
 
     obs = id_map[["cell_type", "sm_name"]].set_axis(id_map["id"].astype(str).rename("id"))
+    layers = {"prediction": np.asarray(values, dtype=np.float64)}
+    uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID}
+    if bounds is not None:
+        layers.update(lower=np.asarray(bounds.lower, np.float64), upper=np.asarray(bounds.upper, np.float64))
+        obs = obs.assign(uncertainty=np.asarray(bounds.uncertainty, np.float64))
+        uns["interval_level"] = float(bounds.level)
     return anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
-                           layers={"prediction": np.asarray(values, dtype=np.float64)},
-                           uns={"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID})
+                           layers=layers, uns=uns)
+
+
+def read_interval_fields(path):
+    """(obs with cell_type, sm_name and uncertainty, interval_level) of a prediction file with bounds, else None."""
+    import anndata
+
+    adata = anndata.read_h5ad(path, backed="r")
+    try:
+        if not {"lower", "upper"} <= set(adata.layers.keys()):
+            return None
+        if "uncertainty" not in adata.obs or "interval_level" not in adata.uns:
+            raise UserError(f"{path}: has the layers lower and upper but no obs uncertainty or uns interval_level; "
+                            "rewrite it with `python -m predict --interval`")
+        obs = adata.obs[["cell_type", "sm_name", "uncertainty"]].astype({"cell_type": str, "sm_name": str})
+        return obs.reset_index(names="id"), float(adata.uns["interval_level"])
+    finally:
+        adata.file.close()
 
 
 def _write(adata, path):

@@ -20,6 +20,7 @@ class Options:
     train_file: Path = None                   # de_train.parquet or .h5ad (None: found in data_dir)
     layer: str = None                         # the h5ad layer of the targets (None: sign_log10_pval)
     output_format: str = "csv"                # csv: <stage>_submission.csv; h5ad: <stage>_prediction.h5ad
+    interval: float = None                    # --interval: also write bounds at this coverage level
     stages_file: Path = None                  # --stages: entries from this file (python -m tune's), not config.py
     stages: dict = None                       # the stage table (config.py's STAGES; None: pertnet/defaults.py)
 

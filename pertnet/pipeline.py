@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError, bundle, data, defaults, evaluation, locks, schemas, stopping
+from pertnet import UserError, bundle, data, defaults, evaluation, intervals, locks, schemas, stopping
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.estimator import PertNet
@@ -158,20 +158,59 @@ def _predict(options, log):
     inputs = stage.encode_pairs(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} (against "
                                 f"the vocabulary of the models in {bundle.stage_dir(options.models_dir, stage_name)}/)")
     _note_other_pairs(stage, inputs, data_dir / data.ID_MAP_FILE, log)
+    calibration = _calibration(options, stage) if options.interval is not None else None
     started = time.perf_counter()
-    column = {gene: i for i, gene in enumerate(stage.genes)}
-    values = stage.predict(inputs)[:, [column[g] for g in order]]
+    column = [{gene: i for i, gene in enumerate(stage.genes)}[g] for g in order]
+    if calibration is None:
+        values, bounds = stage.predict(inputs)[:, column], None
+    else:
+        values, spread = stage.predict(inputs, with_spread=True)
+        bounds = calibration.bounds(values, spread, options.interval).columns(column)
+        values = values[:, column]
     if options.output_format == "h5ad":
         from pertnet import h5ad
 
         out = h5ad.write_prediction(data.prediction_path(options.submissions_dir, stage_name), id_map, order,
-                                    values, stage.dataset_id)
+                                    values, stage.dataset_id, bounds)
     else:
-        out = data.write_submission(data.submission_path(options.submissions_dir, stage_name), id_map["id"],
-                                    order, values)
+        out = data.submission_path(options.submissions_dir, stage_name)
+        if bounds is not None:
+            data.write_intervals(out, id_map, order, bounds)
+        else:
+            _remove_stale_intervals(out, log)
+        data.write_submission(out, id_map["id"], order, values)
+    with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
-        f"in {time.perf_counter() - started:.1f}s -> {out}")
+        f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
     return out
+
+
+def _calibration(options, stage):
+    """The stage's calibration for --interval, checked against its models and the level (one-line errors)."""
+    path = bundle.stage_dir(options.models_dir, options.stage) / intervals.FILE
+    calibration = intervals.Calibration.load(path, options.stage)
+    calibration.check(stage, path)
+    calibration.require_level(options.interval, path)
+    return calibration
+
+
+def _calibrated(options):
+    """Whether the stage's models have a calibration that fits them (else repro --interval makes one)."""
+    try:
+        _calibration(options, PertNet.load(options.models_dir, options.stage, options.entries(),
+                                           options.configuration()).stage_)
+    except UserError:
+        return False
+    return True
+
+
+def _remove_stale_intervals(submission, log):
+    """A submission written without --interval takes away the bounds of an earlier one beside it: they
+    belonged to other predictions, and `evaluate` would score them."""
+    for path in data.interval_paths(submission).values():
+        if path.is_file():
+            path.unlink()
+            log(f"removed {path}: it belonged to an earlier prediction (rerun with --interval for new bounds)")
 
 
 def _note_other_pairs(stage, inputs, id_map_path, log):
@@ -200,10 +239,14 @@ def repro(options, log=print):
 
 def _repro(options, log):
     if options.stage in defaults.PSEUDOLABEL_SOURCE:
-        repro(options.replace(stage=defaults.PSEUDOLABEL_SOURCE[options.stage], output_format="csv"), log)
+        repro(options.replace(stage=defaults.PSEUDOLABEL_SOURCE[options.stage], output_format="csv", interval=None), log)
     prepare(options, log)
     stopping.check()  # between the steps: each one's files are complete
     train(options, log)  # which checks at its end
+    if options.interval is not None and not _calibrated(options):
+        log(f"[{options.stage}] calibrating the intervals: the stage's cross-validation (python -m evaluate --cv)")
+        evaluation.evaluate(evaluation.cross_validate(options, log=log), log=log)
+        stopping.check()
     out = predict(options, log)
     truth = evaluation.truth_file(options.data_dir)
     if truth is not None:

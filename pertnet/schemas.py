@@ -89,6 +89,38 @@ H5AD_PREDICTION = Format("<stage>_prediction.h5ad", "the benchmark's prediction 
                                                            "double)"),
     Field("uns/dataset_id", "str", True, "the training file's dataset_id"),
     Field("uns/method_id", "str", True, "nn_retraining_with_pseudolabels"),
+    Field("layers/lower", "float64 (obs, var)", False, "with --interval: the lower bounds"),
+    Field("layers/upper", "float64 (obs, var)", False, "with --interval: the upper bounds"),
+    Field("obs/uncertainty", "float", False, "with --interval: the pair's uncertainty score (its expected row RMSE)"),
+    Field("uns/interval_level", "float", False, "with --interval: the bounds' nominal coverage"),
+))
+
+BOUNDS = Format("<stage>_lower.csv, <stage>_upper.csv", "with --interval, beside the submission: one row per id_map row, "
+                "in its order", (Field("id", "int", True, "the id_map id"),),
+                genes="float bounds, in the submission's gene order")
+
+UNCERTAINTY = Format("<stage>_uncertainty.csv", "with --interval, beside the submission: one row per id_map row, in "
+                     "its order", (
+    Field("id", "int", True, "the id_map id"),
+    Field("cell_type", "str", True, "cell type"),
+    Field("sm_name", "str", True, "compound name"),
+    Field("uncertainty", "float", True, "the pair's expected row RMSE: rank pairs by it to choose what to trust"),
+    Field("level", "float", True, "the nominal coverage of the bounds beside it"),
+))
+
+CALIBRATION = Format("models/<stage>/calibration.npz", "what `evaluate --cv` learnt about the stage's errors "
+                     "(pertnet/intervals.py)", (
+    Field("stage", "str ()", True, "the stage"),
+    Field("genes", "str (genes,)", True, "gene order of its arrays: the models'"),
+    Field("entries", "str ()", True, "JSON: the entries' hyperparameters as cross-validated; predict refuses others"),
+    Field("levels", "float64 (levels,)", True, "the coverage levels kept: 0.50, 0.51, ..., 0.99"),
+    Field("beta", "float64 ()", True, "the scale: spread + beta x the gene's median spread (inf: per-gene widths)"),
+    Field("spread_median", "float32 (genes,)", True, "each gene's median spread on the out-of-fold rows"),
+    Field("quantiles", "float32 (levels, genes)", True, "conformal quantiles of |residual| / scale (inf: not "
+                                                         "supported by so few rows)"),
+    Field("error_per_spread", "float64 ()", True, "median row RMSE / row RMS spread: the uncertainty score's factor"),
+    Field("rows", "int ()", True, "out-of-fold rows it was made from"),
+    Field("summary", "str ()", True, "JSON: the cross-fitted coverage, width and interval score of each beta"),
 ))
 
 # What a training set and the trained stage made from it share.

@@ -130,26 +130,28 @@ class Stage:
         """Label codes of pairs, against the vocabulary the stage was trained with."""
         return Vocabulary.from_labels(self.vocabulary).transform(cell_types, compounds, source=source)
 
-    def predict(self, inputs):
+    def predict(self, inputs, with_spread=False):
         """The stage's prediction of label codes (rows, 2): (rows, genes) in `self.genes` order.
 
         Per entry, the median over its reps of the decoded outputs; then the weighted mean over
-        entries and the clip to the training bounds (docs/method.md, section 5).
+        entries and the clip to the training bounds (docs/method.md, section 5). with_spread:
+        (prediction, the ensemble's spread), what intervals scale with (`ensemble.Ensemble.spread`).
         """
-        return self.combine(self.entry_predictions(inputs))
+        combined = self.ensemble()
+        for entry in self.entries:  # one entry's outputs in memory at a time
+            if with_spread:
+                prediction, variance = self.entry_prediction(entry, inputs, with_variance=True)
+            else:
+                prediction, variance = self.entry_prediction(entry, inputs), None
+            combined.add(prediction, entry.weight, variance)
+        return (combined.result(), combined.spread()) if with_spread else combined.result()
 
-    def entry_predictions(self, inputs):
-        """Each entry's prediction, one entry in memory at a time."""
-        return (self.entry_prediction(entry, inputs) for entry in self.entries)
-
-    def entry_prediction(self, entry, inputs):
-        """The entry's prediction of label codes: the median over its reps of their decoded outputs."""
+    def entry_prediction(self, entry, inputs, with_variance=False):
+        """The entry's prediction of label codes: the median over its reps of their decoded outputs
+        (with_variance: and their variance)."""
         components = architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
-        return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform)
-
-    def combine(self, entry_predictions):
-        """The weighted mean of the entries' predictions, clipped to the training bounds."""
-        return combine(entry_predictions, [e.weight for e in self.entries], self.clip_low, self.clip_high)
+        return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform,
+                                       with_variance=with_variance)
 
     def ensemble(self):
         """An empty `ensemble.Ensemble` of this stage: add each entry's prediction with its weight."""

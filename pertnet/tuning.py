@@ -9,8 +9,6 @@ every trial's CV trains with the same seeds (trials compare fairly). The best re
 as a stages file (config.py's form) that --stages gives to train, predict, repro and evaluate.
 """
 import dataclasses
-import hashlib
-import json
 import os
 import socket
 import time
@@ -23,7 +21,6 @@ from pertnet import UserError, defaults, memory, metrics, stopping
 from pertnet.architectures import FAMILIES
 from pertnet.crossval import CrossValidation
 from pertnet.entries import read_stages, stage_entries, write_stages
-from pertnet.files import load_npz, save_npz
 from pertnet.stage import combine
 from pertnet.targets import cap_n_dim
 
@@ -235,7 +232,7 @@ def tune_weights(options, search, log=print):
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
                                               seed=options.seed, fixed=fixed, start=start), options.seed)
-    folds = out_of_fold_predictions(cv, entries, search.tuning_dir, log)
+    folds = cv.out_of_fold(entries, search.tuning_dir, log)
     log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}")
 
     def objective(trial):
@@ -255,29 +252,6 @@ def tune_weights(options, search, log=print):
     stages[options.stage] = [dataclasses.replace(e, weight=best[f"weight_{e.id}"]) for e in stages[options.stage]]
     _write_result(search.out_path(name), stages, study, search.plot, log)
     return study
-
-
-def out_of_fold_predictions(cv, entries, tuning_dir, log):
-    """Per fold: each entry's prediction of the held-out rows, their truth and the fold's clip bounds;
-    computed once per data, seed and entries, and cached under tuning_dir."""
-    digest = hashlib.sha256(json.dumps([cv.stage_name, [f.seed for f in cv.folds], [e.as_dict() for e in entries]])
-                            .encode())
-    for frame in (cv.train, cv.pseudolabels) if len(cv.pseudolabels) else (cv.train,):
-        digest.update(np.ascontiguousarray(frame[cv.genes].to_numpy(np.float32)).tobytes())
-        digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
-    path = Path(tuning_dir) / f"oof-{cv.stage_name}-{digest.hexdigest()[:16]}.npz"
-    if path.is_file():
-        log(f"[tune] out-of-fold predictions of {len(entries)} entries: read from {path}")
-        arrays = load_npz(path, f"delete {path}: it is recomputed")
-        return [{key: arrays[f"{number}_{key}"] for key in ("entries", "truth", "clip_low", "clip_high")}
-                for number in range(len(cv.folds))]
-    log(f"[tune] out-of-fold predictions of {len(entries)} entries, trained once")
-    results = sorted(cv.results(entries, log, keep_entry_predictions=True), key=lambda r: (r.fold.repeat, r.fold.number))
-    folds = [dict(entries=np.stack(r.entry_predictions), truth=r.truth, clip_low=r.clip_low, clip_high=r.clip_high)
-             for r in results]
-    save_npz(path, **{f"{number}_{key}": value for number, fold in enumerate(folds) for key, value in fold.items()})
-    log(f"[tune] out-of-fold predictions -> {path}")
-    return folds
 
 
 # ---------------------------------------------------------------- running, reporting, writing

@@ -9,11 +9,11 @@ import pytest
 
 from benchmark_api import METHOD, problems
 from conftest import ROOT, TINY_GENES, run_cli
-from pertnet import benchmark, cli, defaults, synthetic
+from pertnet import benchmark, cli, defaults, intervals, synthetic
 from pertnet.entries import stage_entries
 
-OWN_ARGUMENTS = {"--stage": "string", "--epochs": "integer"}  # pertnet's additions to the interface
-PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer"}
+OWN_ARGUMENTS = {"--stage": "string", "--epochs": "integer", "--interval": "double"}  # pertnet's additions
+PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer", intervals.level: "double"}
 
 
 @pytest.fixture(scope="module")

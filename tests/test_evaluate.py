@@ -2,6 +2,7 @@
 scoring a submission against a truth file, and an end-to-end --cv run with its JSON and plot."""
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,7 +149,11 @@ def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data, capsys):
     from PIL import Image
     with Image.open(plot_path) as image:
         image.verify()
-    assert not (tmp_path / "models").exists()  # the folds train in memory
+    # the folds train in memory: what the CV leaves in the models folder is the stage's calibration alone
+    assert [p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*")] == [Path("models/simple"),
+                                                                                 Path("models/simple/calibration.npz")]
+    assert report["intervals"]["method"] == "per_gene"  # one member (1 rep): no spread to scale by
+    assert "the ensemble has no spread" in report["intervals"]["chosen_by"]
 
 
 def test_option_errors_are_one_line(tmp_path, tiny_data, capsys):

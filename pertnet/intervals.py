@@ -1,0 +1,284 @@
+"""Prediction intervals calibrated on the author's cross-validation (docs/intervals.md).
+
+Split-conformal prediction, per gene: on the out-of-fold rows of `evaluate --cv`, the residual of
+every row and gene is divided by a scale, and the per-gene quantiles of |residual| / scale make the
+half-widths: bounds = prediction -+ scale x quantile. The scale is the ensemble's spread (how far its
+reps and entries disagree, `ensemble.Ensemble.spread`) plus beta times the gene's median spread:
+beta = 0 follows the spread alone, beta = inf gives every pair the same width per gene (plain
+per-gene intervals). Which beta is chosen by the folds themselves: each fold's rows get bounds
+calibrated on the other folds' rows, and the beta with the lowest interval score at the 0.9 level
+wins (the interval score is the width plus 2 / (1 - level) times any miss: narrow intervals that
+still cover). The cross-fitted coverage is what the report states.
+
+A pair's uncertainty score is its expected row RMSE: the row RMS of its spread times the median ratio
+of row RMSE to row RMS spread on the out-of-fold rows. It ranks pairs, next to the trivial ranking
+by the size of the prediction, which `coverage_report` measures too.
+"""
+import json
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from pertnet import UserError, schemas
+from pertnet.files import load_npz, save_npz
+
+LEVELS = np.round(np.arange(50, 100) / 100, 2)   # the levels a calibration keeps: 0.50 ... 0.99
+BETAS = (0.0, 0.25, 1.0, np.inf)                 # the scales tried: spread + beta x the gene's median spread
+CHOSEN_AT = 0.9                                  # the level whose interval score chooses beta
+REPORTED = (0.8, 0.9)                            # the levels the CV report measures
+FILE = "calibration.npz"
+
+
+def conformal_quantiles(scores, levels=LEVELS):
+    """Per column of scores (rows, genes): at each level q the ceil((n + 1) q)-th smallest of its n values,
+    the split-conformal quantile that covers a new row with probability >= q; inf where that exceeds n."""
+    ordered = np.sort(scores, axis=0)
+    n = len(ordered)
+    ranks = np.ceil((n + 1) * np.asarray(levels) - 1e-9).astype(int)
+    out = np.full((len(ranks), ordered.shape[1]), np.inf, np.float32)
+    within = ranks <= n
+    out[within] = ordered[ranks[within] - 1]
+    return out
+
+
+def scale(spread, spread_median, beta):
+    """What a gene's residuals are divided by: spread + beta x the gene's median spread (beta inf: 1)."""
+    if np.isinf(beta):
+        return np.ones_like(spread)
+    return spread + np.float32(beta) * spread_median
+
+
+def interval_score(lower, upper, truth, level):
+    """The mean interval score (Gneiting & Raftery): width + 2 / (1 - level) x the distance to a missed truth."""
+    penalty = 2 / (1 - level)
+    return float(np.mean((upper - lower) + penalty * np.maximum(lower - truth, 0) + penalty * np.maximum(truth - upper, 0)))
+
+
+def _assess(residuals, spreads, groups, beta, levels):
+    """Cross-fitted coverage, mean width and interval score at `levels` of one beta: each group's rows
+    (a fold's, in every repeat) get bounds calibrated on the other groups' rows."""
+    covered, width, score = {q: [] for q in levels}, {q: [] for q in levels}, {q: [] for q in levels}
+    for group in np.unique(groups):
+        held = groups == group
+        median = np.median(spreads[~held], axis=0)
+        fitted = scale(spreads[~held], median, beta)
+        quantiles = conformal_quantiles(np.abs(residuals[~held]) / fitted, levels)
+        half = scale(spreads[held], median, beta)[None] * quantiles[:, None]  # (levels, rows, genes)
+        for q, h in zip(levels, half):
+            covered[q].append(np.abs(residuals[held]) <= h)
+            width[q].append(2 * h)
+            score[q].append(interval_score(-h, h, residuals[held], q) * held.sum())
+    rows = len(residuals)
+    return {str(q): dict(coverage=float(np.mean(np.concatenate(covered[q]))),
+                         mean_width=float(np.mean(np.concatenate(width[q]))), interval_score=sum(score[q]) / rows)
+            for q in levels}
+
+
+class Bounds(NamedTuple):
+    """Intervals of a prediction: lower and upper (rows, genes), each row's uncertainty score, the level."""
+    lower: np.ndarray
+    upper: np.ndarray
+    uncertainty: np.ndarray
+    level: float
+
+    def columns(self, order):
+        """The same with the gene columns picked by index array `order`."""
+        return self._replace(lower=self.lower[:, order], upper=self.upper[:, order])
+
+
+@dataclass
+class Calibration:
+    """What a stage's cross-validation learnt about its errors: enough to give any pair bounds at any
+    of LEVELS, and its uncertainty score. Saved as models/<stage>/calibration.npz (schemas.CALIBRATION)."""
+    stage: str
+    genes: list
+    entries: list             # the entries' hyperparameters as cross-validated (reps, epochs applied)
+    beta: float               # the chosen scale (inf: per-gene intervals)
+    spread_median: np.ndarray  # (genes,) each gene's median spread on the out-of-fold rows
+    quantiles: np.ndarray     # (LEVELS, genes) quantiles of |residual| / scale
+    error_per_spread: float   # median row RMSE / row RMS spread: turns a spread into an expected RMSE
+    rows: int                 # out-of-fold rows it was made from
+    summary: dict             # the cross-fitted comparison of the betas (the CV report's "intervals")
+
+    @property
+    def method(self):
+        return "per_gene" if np.isinf(self.beta) else "spread"
+
+    @classmethod
+    def fit(cls, stage, genes, entries, predictions, spreads, truth, groups):
+        """From out-of-fold predictions, spreads and truth (rows, genes), rows grouped by fold (`groups`)."""
+        residuals = (np.asarray(truth, np.float64) - predictions).astype(np.float32)
+        spreads = np.asarray(spreads, np.float32)
+        candidates = [beta for beta in BETAS if _usable(beta, spreads)]
+        levels = sorted({CHOSEN_AT, *REPORTED})
+        assessed = {_beta_name(beta): _assess(residuals, spreads, groups, beta, levels) for beta in candidates}
+        best = min(candidates, key=lambda b: (assessed[_beta_name(b)][str(CHOSEN_AT)]["interval_score"], -b))
+        median = np.median(spreads, axis=0)
+        quantiles = conformal_quantiles(np.abs(residuals) / scale(spreads, median, best))
+        row_spread = np.sqrt(np.mean(np.square(spreads, dtype=np.float64), axis=1))
+        row_rmse = np.sqrt(np.mean(np.square(residuals, dtype=np.float64), axis=1))
+        ratio = float(np.median(row_rmse[row_spread > 0] / row_spread[row_spread > 0])) if (row_spread > 0).any() else 0.0
+        why = ("the ensemble has no spread (a single member), so only per-gene intervals" if len(candidates) == 1 else
+               f"the lowest cross-fitted interval score at {CHOSEN_AT} of beta {', '.join(map(_beta_name, candidates))}")
+        summary = dict(method="per_gene" if np.isinf(best) else "spread", beta=_beta_name(best), chosen_by=why,
+                       rows=int(len(residuals)), folds=int(len(np.unique(groups))), candidates=assessed)
+        return cls(stage, list(genes), [e.as_dict() for e in entries], float(best), median.astype(np.float32),
+                   quantiles, ratio, int(len(residuals)), summary)
+
+    # ------------------------------------------------------------ using it
+
+    def check(self, stage, path):
+        """Refuse (one line) a calibration made for other genes or other entries than `stage`'s."""
+        fix = f"rerun `python -m evaluate --stage {stage.name} --cv` with the --reps / --epochs the models were trained with"
+        if list(stage.genes) != list(self.genes):
+            raise UserError(f"{path}: made for other genes than the models ({schemas.differences(self.genes, stage.genes)}); {fix}")
+        trained = [e.as_dict() for e in stage.entries]
+        if [_but_n_dim(e) for e in trained] != [_but_n_dim(e) for e in self.entries]:  # n_dim: as the rows allow
+            shown = lambda entries: ", ".join(f"{e['id']}: {e['reps']} reps x {e['epochs']} epochs" for e in entries)
+            raise UserError(f"{path}: made with other entries than the models' ({shown(self.entries)}; the models: "
+                            f"{shown(trained)}, or other hyperparameters); {fix}")
+
+    def max_level(self):
+        """The highest level the out-of-fold rows support (finite bounds in every gene)."""
+        finite = np.isfinite(self.quantiles).all(axis=1)
+        return float(LEVELS[finite].max()) if finite.any() else None
+
+    def half_widths(self, spread, level):
+        """(rows, genes) half-widths at `level`, interpolated between the kept LEVELS."""
+        position = round((level - LEVELS[0]) * 100, 6)
+        low = min(int(np.floor(position)), len(LEVELS) - 2)
+        fraction = np.float32(position - low)
+        quantile = self.quantiles[low] * (1 - fraction) + self.quantiles[low + 1] * fraction if fraction else self.quantiles[low]
+        return scale(spread, self.spread_median, self.beta) * quantile
+
+    def require_level(self, level, path):
+        """Refuse (one line) a level the out-of-fold rows cannot support."""
+        supported = self.max_level()
+        if supported is None or level > supported + 1e-9:
+            raise UserError(f"--interval {level}: {path} holds {self.rows} out-of-fold rows, which support levels up to "
+                            f"{supported if supported is not None else 'none'}; ask for a lower level, or calibrate on "
+                            "more training rows")
+
+    def bounds(self, prediction, spread, level):
+        """`Bounds` of predictions (rows, genes) with their spread: per pair and gene, float32, and each
+        pair's uncertainty score (its expected row RMSE)."""
+        half = self.half_widths(spread, level)
+        uncertainty = self.error_per_spread * np.sqrt(np.mean(np.square(spread, dtype=np.float64), axis=1))
+        return Bounds((prediction - half).astype(np.float32), (prediction + half).astype(np.float32), uncertainty, level)
+
+    # ------------------------------------------------------------ on disk
+
+    def save(self, path):
+        save_npz(path, stage=np.asarray(self.stage), genes=np.asarray(self.genes, dtype=str),
+                 entries=np.asarray(json.dumps(self.entries)), beta=np.float64(self.beta), levels=LEVELS,
+                 spread_median=self.spread_median, quantiles=self.quantiles,
+                 error_per_spread=np.float64(self.error_per_spread), rows=np.int64(self.rows),
+                 summary=np.asarray(json.dumps(self.summary)))
+        return path
+
+    @classmethod
+    def load(cls, path, stage_name):
+        fix = f"run `python -m evaluate --stage {stage_name} --cv` to make it"
+        if not path.is_file():
+            raise UserError(f"--interval needs a calibration, {path}, and there is none; {fix} (with the --reps / "
+                            "--epochs the models were trained with)")
+        arrays = load_npz(path, fix, schemas.CALIBRATION)
+        if not np.array_equal(arrays["levels"], LEVELS):
+            raise UserError(f"{path}: kept at other levels than this version's; {fix}")
+        return cls(str(arrays["stage"]), arrays["genes"].tolist(), json.loads(str(arrays["entries"])),
+                   float(arrays["beta"]), arrays["spread_median"], arrays["quantiles"],
+                   float(arrays["error_per_spread"]), int(arrays["rows"]), json.loads(str(arrays["summary"])))
+
+
+def _but_n_dim(entry):
+    return {key: value for key, value in entry.items() if key != "n_dim"}
+
+
+def _usable(beta, spreads):
+    """Whether every scale of `beta` is positive: beta 0 needs a spread everywhere, a positive beta in each gene."""
+    if np.isinf(beta):
+        return True
+    return bool((spreads > 0).all() if beta == 0 else (np.median(spreads, axis=0) > 0).all())
+
+
+def _beta_name(beta):
+    return "inf" if np.isinf(beta) else f"{beta:g}"
+
+
+def level(text):
+    """--interval's value: a coverage level in [0.5, 0.99] (argparse's type)."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not LEVELS[0] <= value <= LEVELS[-1]:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"must be a coverage level from {LEVELS[0]} to {LEVELS[-1]}, e.g. 0.9; got {text!r}")
+    return value
+
+
+def checked_level(value, name):
+    """`level` for the Python API: a UserError naming the argument."""
+    import argparse
+
+    try:
+        return level(value)
+    except argparse.ArgumentTypeError as error:
+        raise UserError(f"{name}: {error}") from None
+
+
+# ---------------------------------------------------------------- measuring intervals against a truth
+
+def _spearman(a, b):
+    return float(pd.Series(a).corr(pd.Series(b), method="spearman"))
+
+
+def coverage_report(lower, upper, truth, prediction, uncertainty, cell_types, level):
+    """How well bounds at nominal `level` hold on a truth: coverage overall, by cell type and by decile of
+    genes (ordered by their mean width), the mean width and interval score, and how well the uncertainty
+    score ranks the pairs' row RMSE next to the trivial ranking by the row RMS of the prediction."""
+    truth = np.asarray(truth, np.float64)
+    inside = (truth >= lower) & (truth <= upper)
+    width = np.asarray(upper, np.float64) - lower
+    cell_types = np.asarray(cell_types)
+    order = np.argsort(width.mean(axis=0), kind="stable")
+    deciles = np.array_split(order, 10)
+    row_rmse = np.sqrt(np.mean(np.square(truth - prediction), axis=1))
+    size = np.sqrt(np.mean(np.square(np.asarray(prediction, np.float64)), axis=1))
+    return dict(
+        level=level, coverage=float(inside.mean()), mean_width=float(width.mean()),
+        interval_score=interval_score(lower, upper, truth, level),
+        by_cell_type={c: float(inside[cell_types == c].mean()) for c in sorted(set(cell_types))},
+        by_gene_decile=[dict(decile=number, genes=int(len(genes)), mean_width=float(width[:, genes].mean()),
+                             coverage=float(inside[:, genes].mean())) for number, genes in enumerate(deciles, 1) if len(genes)],
+        ranking=dict(uncertainty_spearman=_spearman(uncertainty, row_rmse) if np.ptp(uncertainty) > 0 else None,
+                     prediction_size_spearman=_spearman(size, row_rmse)))
+
+
+def format_coverage(report):
+    """The coverage report as lines under the score table."""
+    ranking = report["ranking"]
+    by_cell_type = ", ".join(f"{c} {v:.1%}" for c, v in report["by_cell_type"].items())
+    deciles = " ".join(f"{d['coverage']:.0%}" for d in report["by_gene_decile"])
+    rank = ranking["uncertainty_spearman"]
+    return "\n".join([
+        f"  intervals at {report['level']:g}: coverage {report['coverage']:.1%} (nominal {report['level']:.0%}), "
+        f"mean width {report['mean_width']:.4f}, interval score {report['interval_score']:.4f}",
+        f"  coverage by cell type: {by_cell_type}",
+        f"  coverage by gene decile (narrowest to widest intervals): {deciles}",
+        f"  ranking the pairs' row RMSE (Spearman): uncertainty score "
+        f"{'-' if rank is None else f'{rank:.3f}'}, size of the prediction {ranking['prediction_size_spearman']:.3f}"])
+
+
+def format_calibration(summary):
+    """The CV report's interval lines: each beta's cross-fitted coverage and width, and the one chosen."""
+    lines = [f"  intervals (cross-fitted over the {summary['folds']} folds): {summary['method']} "
+             f"(beta {summary['beta']}), chosen by {summary['chosen_by']}"]
+    for beta, levels in summary["candidates"].items():
+        lines.append(f"    beta {beta:>4}: " + "; ".join(
+            f"at {q}: coverage {v['coverage']:.1%}, width {v['mean_width']:.3f}, score {v['interval_score']:.3f}"
+            for q, v in levels.items()))
+    return "\n".join(lines)

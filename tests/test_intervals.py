@@ -1,0 +1,139 @@
+"""Prediction intervals: the conformal quantiles, the ensemble's spread, the choice between scaled and
+per-gene intervals, and the commands end to end (calibrate with evaluate --cv, predict --interval,
+evaluate the coverage), with the refusals a user meets."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import evaluate
+import predict
+import prepare_data
+import train
+from conftest import dirs
+from pertnet import UserError, cli, data, ensemble, intervals
+from pertnet.entries import stage_entries
+from pertnet.stage import Stage
+
+
+def test_conformal_quantiles_are_the_ceil_n_plus_1_q_th_smallest():
+    scores = np.arange(1, 20, dtype=np.float32)[::-1, None]  # 19 rows: 19, 18, ..., 1
+    quantiles = intervals.conformal_quantiles(scores, [0.5, 0.9, 0.95, 0.99])
+    assert quantiles[:, 0].tolist() == [10, 18, 19, np.inf]  # ceil(20 q): 10, 18, 19, 20 > 19 rows
+
+
+def test_the_spread_is_the_weighted_standard_deviation_of_every_rep_of_every_entry():
+    rng = np.random.default_rng(0)
+    reps = [rng.normal(size=(3, 4, 5)), rng.normal(size=(5, 4, 5)) + 1]  # two entries: 3 and 5 reps
+    weights = [0.3, 0.7]
+    combined = ensemble.Ensemble(np.full(5, -9.0), np.full(5, 9.0))
+    for rep, weight in zip(reps, weights):
+        combined.add(rep.mean(axis=0), weight, rep.var(axis=0))
+    members = np.concatenate(reps)
+    member_weights = np.concatenate([np.full(len(rep), w / len(rep)) for rep, w in zip(reps, weights)])
+    expected = np.sqrt(np.cov(members.reshape(len(members), -1).T, aweights=member_weights, ddof=0).diagonal())
+    np.testing.assert_allclose(combined.spread().ravel(), expected, rtol=1e-5)
+
+
+def _stage_predictions(rng, rows, genes, informative):
+    """Predictions, spreads and truth whose errors scale with the spread (informative) or not."""
+    spread = (rng.uniform(0.1, 2.0, size=(rows, 1)) * rng.uniform(0.5, 1.5, size=(rows, genes))).astype(np.float32)
+    noise_scale = spread if informative else np.ones_like(spread)
+    prediction = rng.normal(size=(rows, genes)).astype(np.float32)
+    return prediction, spread, prediction + noise_scale * rng.normal(size=(rows, genes))
+
+
+@pytest.mark.parametrize("informative, method", [(True, "spread"), (False, "per_gene")])
+def test_the_folds_choose_the_spread_only_where_it_tells_the_errors_apart(informative, method):
+    rng = np.random.default_rng(1)
+    prediction, spread, truth = _stage_predictions(rng, 400, 30, informative)
+    entries = stage_entries("simple")
+    calibration = intervals.Calibration.fit("simple", [f"g{i}" for i in range(30)], entries, prediction, spread, truth,
+                                            np.repeat(np.arange(4), 100))
+    assert calibration.method == method
+    new_prediction, new_spread, new_truth = _stage_predictions(rng, 400, 30, informative)  # rows it never saw
+    for level in (0.8, 0.9):
+        bounds = calibration.bounds(new_prediction, new_spread, level)
+        covered = ((new_truth >= bounds.lower) & (new_truth <= bounds.upper)).mean()
+        assert abs(covered - level) < 0.02, (level, covered)
+        assert calibration.summary["candidates"][calibration.summary["beta"]][str(level)]["coverage"] == \
+            pytest.approx(level, abs=0.02)
+    if informative:  # the uncertainty score ranks the rows' errors
+        row_rmse = np.sqrt(np.mean(np.square(new_truth - new_prediction), axis=1))
+        assert pd.Series(bounds.uncertainty).corr(pd.Series(row_rmse), method="spearman") > 0.5
+
+
+def test_a_calibration_refuses_other_models_and_levels_its_rows_cannot_support(tmp_path):
+    rng = np.random.default_rng(2)
+    prediction, spread, truth = _stage_predictions(rng, 12, 3, True)
+    genes = ["a", "b", "c"]
+    calibration = intervals.Calibration.fit("simple", genes, stage_entries("simple", reps=2), prediction, spread, truth,
+                                            np.repeat(np.arange(3), 4))
+    path = calibration.save(tmp_path / "calibration.npz")
+    loaded = intervals.Calibration.load(path, "simple")
+    assert loaded.max_level() == 0.92  # 12 rows: ceil(13 q) <= 12 up to q = 12/13
+    with pytest.raises(UserError, match=r"support levels up to 0\.92"):
+        loaded.require_level(0.95, path)
+
+    def stage(reps, stage_genes=genes):
+        return Stage("simple", stage_entries("simple", reps=reps), stage_genes, [], None, None, None, "")
+    loaded.check(stage(2), path)
+    with pytest.raises(UserError, match=r"other entries than the models' \(7: 2 reps x 141 epochs; the models: 7: 3 reps"):
+        loaded.check(stage(3), path)
+    with pytest.raises(UserError, match="other genes"):
+        loaded.check(stage(2, ["a", "b", "x"]), path)
+
+
+def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny_data, capsys):
+    """The commands as a user runs them; the submission is the same, byte for byte, with or without bounds."""
+    folders = [*map(str, dirs(tmp_path, tiny_data))]
+    common = ["--stage", "simple", *folders]
+    submissions = tmp_path / "submissions"
+    assert cli.run(prepare_data.main, common) == 0
+    assert cli.run(train.main, [*common, "--reps", "2", "--epochs", "1"]) == 0
+    assert cli.run(predict.main, common) == 0
+    plain = (submissions / "simple_submission.csv").read_bytes()
+    capsys.readouterr()
+
+    assert cli.run(predict.main, [*common, "--interval", "0.9"]) == 2  # no calibration yet: one line, nothing written
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "python -m evaluate --stage simple --cv" in error
+    assert sorted(p.name for p in submissions.iterdir()) == ["simple_submission.csv"]
+    assert cli.run(predict.main, [*common, "--interval", "1.5"]) == 2
+    assert "must be a coverage level from 0.5 to 0.99" in capsys.readouterr().err
+
+    assert cli.run(evaluate.main, [*common, "--cv", "--reps", "2", "--epochs", "1", "--json",
+                                   str(tmp_path / "cv.json")]) == 0
+    out = capsys.readouterr().out
+    assert "intervals (cross-fitted over the 4 folds)" in out and "calibration -> " in out
+    summary = json.loads((tmp_path / "cv.json").read_text())["intervals"]
+    assert set(summary["candidates"]) == {"0", "0.25", "1", "inf"} and summary["rows"] == 2 * (129 + 129 + 127 + 129)
+
+    assert cli.run(predict.main, [*common, "--interval", "0.8"]) == 0
+    assert (submissions / "simple_submission.csv").read_bytes() == plain
+    lower, upper = (pd.read_csv(submissions / f"simple_{kind}.csv") for kind in ("lower", "upper"))
+    prediction = pd.read_csv(submissions / "simple_submission.csv")
+    assert list(lower.columns) == list(prediction.columns) == list(upper.columns)  # id, then the genes
+    genes = prediction.columns[1:]
+    assert (lower[genes].to_numpy() <= prediction[genes].to_numpy()).all()
+    assert (prediction[genes].to_numpy() <= upper[genes].to_numpy()).all()
+    scores = pd.read_csv(submissions / "simple_uncertainty.csv")
+    assert list(scores.columns) == ["id", "cell_type", "sm_name", "uncertainty", "level"]
+    assert (scores["level"] == 0.8).all() and (scores["uncertainty"] > 0).all()
+    capsys.readouterr()
+
+    report_path = tmp_path / "scored.json"
+    assert cli.run(evaluate.main, [*folders, "--submission", str(submissions / "simple_submission.csv"),
+                                   "--json", str(report_path)]) == 0
+    assert "intervals at 0.8: coverage" in capsys.readouterr().out
+    coverage = json.loads(report_path.read_text())["coverage"]
+    truth = data.read_parquet(tiny_data / "de_test.parquet")[2]
+    inside = (truth >= lower[genes].to_numpy()) & (truth <= upper[genes].to_numpy())  # same row order: id_map's
+    assert coverage["coverage"] == pytest.approx(inside.mean())
+    assert set(coverage["by_cell_type"]) == {"B cells", "Myeloid cells"} and len(coverage["by_gene_decile"]) == 10
+    assert set(coverage["ranking"]) == {"uncertainty_spearman", "prediction_size_spearman"}
+
+    assert cli.run(predict.main, common) == 0  # without --interval: the earlier bounds go, they are not this one's
+    assert sorted(p.name for p in submissions.iterdir()) == ["simple_submission.csv"]
+    assert "removed" in capsys.readouterr().out
