@@ -6,7 +6,9 @@ the gene order is its var_names.
 """
 import csv
 import io
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -312,15 +314,18 @@ def interval_paths(submission):
     return {kind: submission.with_name(f"{name}_{kind}.csv") for kind in ("lower", "upper", "uncertainty")}
 
 
-def write_intervals(submission, id_map, genes, bounds):
-    """The bounds (`intervals.Bounds`, columns in `genes` order) and uncertainty scores beside a CSV submission."""
+def write_with_intervals(submission, id_map, genes, values, bounds):
+    """The submission and, beside it, its bounds (`intervals.Bounds`, columns in `genes` order) and
+    uncertainty scores. The three CSVs are written side by side: pyarrow formats numbers without the
+    GIL, so two cores write them in about the time of two."""
     paths = interval_paths(submission)
-    write_submission(paths["lower"], id_map["id"], genes, bounds.lower)
-    write_submission(paths["upper"], id_map["id"], genes, bounds.upper)
+    tables = ((submission, values), (paths["lower"], bounds.lower), (paths["upper"], bounds.upper))
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        list(pool.map(lambda table: write_submission(table[0], id_map["id"], genes, table[1]), tables))
     scores = id_map[schemas.UNCERTAINTY.names[:3]].assign(uncertainty=bounds.uncertainty, level=bounds.level)
     with atomic_path(paths["uncertainty"]) as tmp:
         scores.to_csv(tmp, index=False)
-    return paths
+    return Path(submission)
 
 
 def read_uncertainty(path):
@@ -353,7 +358,9 @@ def pseudolabel_rows(stage, submissions_dir, id_map, genes):
 
 
 def write_submission(path, ids, genes, values):
-    """id + genes as CSV, atomically; written by pyarrow (several times faster than pandas)."""
+    """id + genes as CSV, atomically; written by pyarrow (several times faster than pandas), from columns
+    made contiguous first (twice as fast again as from strided ones)."""
+    values = np.asfortranarray(values)
     table = pa.table({"id": pa.array(np.asarray(ids)),
                       **{g: values[:, i] for i, g in enumerate(genes)}})
     with atomic_path(path) as tmp:

@@ -28,13 +28,13 @@ def decoded_median(components, decode, rows_per_block=32, with_variance=False):
     """
     def block(start):
         decoded = decode(components[:, start:start + rows_per_block])
-        return median_over_reps(decoded), (decoded.var(axis=0, dtype=np.float64) if with_variance else None)
+        return median_over_reps(decoded), (decoded.var(axis=0) if with_variance else None)
 
     starts = range(0, np.shape(components)[1], rows_per_block)
     with threadpool_limits(1), ThreadPoolExecutor(os.cpu_count()) as pool:
         medians, variances = zip(*pool.map(block, starts))
     median = np.concatenate(medians)
-    return (median, np.concatenate(variances).astype(np.float32)) if with_variance else median
+    return (median, np.concatenate(variances)) if with_variance else median
 
 
 class WeightedMean:
@@ -70,11 +70,13 @@ class Ensemble(WeightedMean):
 
     def add(self, prediction, weight, variance=None):
         super().add(prediction, weight)
-        if variance is not None:
+        if variance is not None:  # in float32, in place: a spread needs no more, and this runs once per entry
             if self.second_moment is None:
-                self.second_moment = np.zeros(np.shape(prediction))
-            self.second_moment += np.float64(weight) * (np.asarray(variance, np.float64)
-                                                        + np.square(np.asarray(prediction, np.float64)))
+                self.second_moment = np.zeros(np.shape(prediction), np.float32)
+            moment = np.square(prediction, dtype=np.float32)
+            moment += variance
+            moment *= np.float32(weight)
+            self.second_moment += moment
 
     def result(self):
         return clip_to_bounds(super().result(), self.low, self.high)
@@ -82,8 +84,8 @@ class Ensemble(WeightedMean):
     def spread(self):
         """The members' weighted standard deviation (rows, genes), float32."""
         total = np.asarray(self.weights, dtype=np.float64).sum()
-        variance = self.second_moment / total - np.square(self.total / total)
-        return np.sqrt(np.maximum(variance, 0)).astype(np.float32)
+        variance = self.second_moment / np.float32(total) - np.square((self.total / total).astype(np.float32))
+        return np.sqrt(np.maximum(variance, 0, out=variance), out=variance)
 
 
 def clip_to_bounds(predictions, low, high):

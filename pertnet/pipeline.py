@@ -160,7 +160,8 @@ def _predict(options, log):
     _note_other_pairs(stage, inputs, data_dir / data.ID_MAP_FILE, log)
     calibration = _calibration(options, stage) if options.interval is not None else None
     started = time.perf_counter()
-    column = [{gene: i for i, gene in enumerate(stage.genes)}[g] for g in order]
+    position = {gene: i for i, gene in enumerate(stage.genes)}
+    column = [position[gene] for gene in order]
     if calibration is None:
         values, bounds = stage.predict(inputs)[:, column], None
     else:
@@ -175,10 +176,10 @@ def _predict(options, log):
     else:
         out = data.submission_path(options.submissions_dir, stage_name)
         if bounds is not None:
-            data.write_intervals(out, id_map, order, bounds)
+            data.write_with_intervals(out, id_map, order, values, bounds)
         else:
             _remove_stale_intervals(out, log)
-        data.write_submission(out, id_map["id"], order, values)
+            data.write_submission(out, id_map["id"], order, values)
     with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
