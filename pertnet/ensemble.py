@@ -66,14 +66,16 @@ class Ensemble(WeightedMean):
     def __init__(self, low, high):
         super().__init__()
         self.low, self.high = low, high
-        self.second_moment = None
+        self.shift = self.second_moment = None
 
     def add(self, prediction, weight, variance=None):
         super().add(prediction, weight)
-        if variance is not None:  # in float32, in place: a spread needs no more, and this runs once per entry
-            if self.second_moment is None:
+        if variance is not None:  # float32, in place (once per entry), around the first entry's prediction:
+            if self.second_moment is None:  # moments of small differences lose no digits to cancellation
+                self.shift = np.array(prediction, np.float32)
                 self.second_moment = np.zeros(np.shape(prediction), np.float32)
-            moment = np.square(prediction, dtype=np.float32)
+            moment = np.subtract(prediction, self.shift, dtype=np.float32)
+            np.square(moment, out=moment)
             moment += variance
             moment *= np.float32(weight)
             self.second_moment += moment
@@ -84,7 +86,7 @@ class Ensemble(WeightedMean):
     def spread(self):
         """The members' weighted standard deviation (rows, genes), float32."""
         total = np.asarray(self.weights, dtype=np.float64).sum()
-        variance = self.second_moment / np.float32(total) - np.square((self.total / total).astype(np.float32))
+        variance = self.second_moment / np.float32(total) - np.square((self.total / total).astype(np.float32) - self.shift)
         return np.sqrt(np.maximum(variance, 0, out=variance), out=variance)
 
 
