@@ -9,7 +9,7 @@ import pytest
 
 from benchmark_api import METHOD, problems
 from conftest import ROOT, TINY_GENES, run_cli
-from pertnet import benchmark, cli, defaults, intervals, synthetic
+from pertnet import benchmark, cli, defaults, evaluation, intervals, synthetic
 from pertnet.entries import stage_entries
 
 OWN_ARGUMENTS = {"--stage": "string", "--epochs": "integer", "--interval": "double"}  # pertnet's additions
@@ -110,14 +110,23 @@ def test_the_command_writes_the_benchmarks_prediction(h5ad_data, tmp_path, monke
     assert list((tmp_path / "tmp").iterdir()) == []  # the working folder is gone
 
 
-def test_without_output_model_the_models_are_removed(h5ad_data, tmp_path, monkeypatch):
+def test_without_output_model_the_models_are_removed_and_bounds_are_layers(h5ad_data, tmp_path, monkeypatch, capsys):
+    """--interval: the stage's CV calibrates it first (repro does), and the bounds are the h5ad's layers."""
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = tmp_path / "prediction.h5ad"
     assert cli.run(benchmark.main, ["--de_train", str(h5ad_data / "de_train.h5ad"), "--id_map",
                                     str(h5ad_data / "id_map.csv"), "--output", str(out), "--stage", "simple",
-                                    "--epochs", "1"]) == 0
+                                    "--reps", "2", "--epochs", "1", "--interval", "0.9"]) == 0
+    assert "calibrating the intervals" in capsys.readouterr().out
     check_prediction(out, h5ad_data)
     assert [p.name for p in tmp_path.iterdir()] == ["prediction.h5ad"]
+    written = anndata.read_h5ad(out)
+    assert written.uns["interval_level"] == 0.9 and (written.obs["uncertainty"] > 0).all()
+    assert (written.layers["lower"] <= written.layers["prediction"]).all()
+    assert (written.layers["prediction"] <= written.layers["upper"]).all()
+    report = evaluation.score_submission(out, h5ad_data / "de_test.h5ad", h5ad_data, "simple",
+                                         log=lambda line: None)[0]
+    assert report["coverage"]["level"] == 0.9 and 0 < report["coverage"]["coverage"] <= 1
 
 
 @pytest.mark.parametrize("change, message", [

@@ -1,10 +1,12 @@
 """Any size of screen: small shapes (rows, genes, cell types, compounds) through `repro` of every stage
-and `evaluate --cv` end in a result or in one line on stderr with exit code 2, never in a traceback."""
+and `evaluate --cv` (and `predict --interval` from its calibration) end in a result or in one line on
+stderr with exit code 2, never in a traceback."""
 import numpy as np
 import pandas as pd
 import pytest
 
 import evaluate
+import predict
 import repro
 from conftest import dirs
 from pertnet import cli, synthetic
@@ -67,6 +69,11 @@ def test_small_screens_give_a_result_or_one_line(shape, tmp_path, stages_file, c
     code, out, err = run(capfd, evaluate.main, "--stage", "simple", "--cv", *quick)
     if cv_outcome.startswith("scheme"):
         assert code == 0 and cv_outcome in out and "Traceback" not in err, err
+        code, out, err = run(capfd, predict.main, "--stage", "simple", "--interval", "0.9", *quick[4:])
+        if code:  # bounds, or one line saying the out-of-fold rows are too few for the level
+            assert_one_line_error(code, err, "which support levels up to")
+        else:
+            assert (tmp_path / "submissions" / "simple_lower.csv").is_file()
     else:
         assert_one_line_error(code, err, cv_outcome)
 

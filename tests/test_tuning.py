@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 import config
+import evaluate
 import predict
 import train
 import tune
@@ -86,6 +87,14 @@ def test_a_weights_study_reuses_its_cached_out_of_fold_predictions(tmp_path, dat
     assert "out-of-fold predictions of 2 entries: read from" in capsys.readouterr().out
     study = optuna.load_study(study_name="stage_1-weights", storage=f"sqlite:///{tmp_path / 'tuning' / 'optuna.db'}")
     assert len(study.trials) == 6
+    # evaluate --cv finds the same cache: no training, and its score is the study's starting trial's
+    report = tmp_path / "cv.json"
+    assert cli.run(evaluate.main, [*tune_args(tmp_path, data, "--cv", "--stages", tmp_path / "two.json", "--json",
+                                              report, "--models-dir", tmp_path / "models")]) == 0
+    out = capsys.readouterr().out
+    assert "out-of-fold predictions of 2 entries: read from" in out and "epoch 1/1" not in out
+    assert json.loads(report.read_text())["scores"]["model"]["overall"]["mrrmse"] == pytest.approx(study.trials[0].value)
+    assert (tmp_path / "models" / "stage_1" / "calibration.npz").is_file()
     weights = {e.id: e.weight for e in read_stages(tmp_path / "weights.json")["stage_1"]}
     assert weights == {"1": study.best_params["weight_1"], "5": study.best_params["weight_5"]}
 
