@@ -22,6 +22,11 @@ def stage_dir(models_dir, stage):
     return Path(models_dir) / stage
 
 
+def calibration_path(models_dir, stage):
+    """The stage's interval calibration (schemas.CALIBRATION), written by `evaluate --cv`."""
+    return stage_dir(models_dir, stage) / "calibration.npz"
+
+
 def save_shared(models_dir, stage):
     """What every entry of a `stage.Stage` shares; written at the start of each training run."""
     save_npz(stage_dir(models_dir, stage.name) / "shared.npz", genes=np.asarray(stage.genes, dtype=str),

@@ -105,19 +105,14 @@ class PertNet:
         pairs = pairs_frame(pairs)
         stage = self.stage_
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
-        bounds = None
         if interval is None:
-            values = stage.predict(inputs)
+            values, bounds = stage.predict(inputs), None
         else:
             level = intervals.checked_level(interval, "interval")
-            calibration = getattr(self, "calibration_", None)
-            if calibration is None:
+            if getattr(self, "calibration_", None) is None:
                 raise UserError("interval: this model has no calibration; run pertnet.cross_validate(model, data, "
                                 "pairs) on its training data first, or load a models folder with calibration.npz")
-            calibration.check(stage, "the model's calibration")
-            calibration.require_level(level, "the model's calibration")
-            values, spread = stage.predict(inputs, with_spread=True)
-            bounds = calibration.bounds(values, spread, level)
+            values, bounds = self.calibration_.predict(stage, inputs, level, "the model's calibration")
         if as_anndata:
             from pertnet import h5ad
 
@@ -139,7 +134,7 @@ class PertNet:
             bundle.save_entry(models_dir, self.stage_, entry, self.stage_.weights[entry.id], "pertnet.fit")
         bundle.save_shared(models_dir, self.stage_)
         if getattr(self, "calibration_", None) is not None:
-            self.calibration_.save(bundle.stage_dir(models_dir, self.stage) / intervals.FILE)
+            self.calibration_.save(bundle.calibration_path(models_dir, self.stage))
         return self
 
     @classmethod
@@ -151,7 +146,7 @@ class PertNet:
         model.stage_ = bundle.load_stage(models_dir, stage, model.stage_entries(), configuration)
         model.genes_, model.vocabulary_, model.dataset_id_ = (model.stage_.genes, model.stage_.vocabulary,
                                                              model.stage_.dataset_id)
-        calibration = bundle.stage_dir(models_dir, stage) / intervals.FILE
+        calibration = bundle.calibration_path(models_dir, stage)
         if calibration.is_file():
             model.calibration_ = intervals.Calibration.load(calibration, stage)
         return model

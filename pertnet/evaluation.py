@@ -307,7 +307,7 @@ def cross_validate(options, tuning_dir=None, log=print):
     the baselines; what it learnt about its errors saved as the stage's calibration (pertnet/intervals.py),
     which `predict --interval` reads. Out-of-fold predictions tuning cached in `tuning_dir` are reused."""
     started = time.perf_counter()
-    path = bundle.stage_dir(options.models_dir, options.stage) / intervals.FILE
+    path = bundle.calibration_path(options.models_dir, options.stage)
     require_writable(path.parent, "--models-dir")  # before the training, not after
     cv = CrossValidation.from_files(options, log)
     entries = options.entries()

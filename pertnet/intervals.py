@@ -28,7 +28,6 @@ LEVELS = np.round(np.arange(50, 100) / 100, 2)   # the levels a calibration keep
 BETAS = (0.0, 0.25, 1.0, np.inf)                 # the scales tried: spread + beta x the gene's median spread
 CHOSEN_AT = 0.9                                  # the level whose interval score chooses beta
 REPORTED = (0.8, 0.9)                            # the levels the CV report measures
-FILE = "calibration.npz"
 
 
 def conformal_quantiles(scores, levels=LEVELS):
@@ -152,6 +151,17 @@ class Calibration:
         fraction = np.float32(position - low)
         quantile = self.quantiles[low] * (1 - fraction) + self.quantiles[low + 1] * fraction if fraction else self.quantiles[low]
         return scale(spread, self.spread_median, self.beta) * quantile
+
+    def predict(self, stage, inputs, level, source):
+        """(prediction, `Bounds`) of a stage's label codes at `level`; a calibration that does not fit the
+        stage or the level is refused in one line naming `source`."""
+        self.require_fit(stage, level, source)
+        values, spread = stage.predict(inputs, with_spread=True)
+        return values, self.bounds(values, spread, level)
+
+    def require_fit(self, stage, level, source):
+        self.check(stage, source)
+        self.require_level(level, source)
 
     def require_level(self, level, path):
         """Refuse (one line) a level the out-of-fold rows cannot support."""

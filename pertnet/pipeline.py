@@ -158,16 +158,14 @@ def _predict(options, log):
     inputs = stage.encode_pairs(id_map.cell_type, id_map.sm_name, source=f"{data_dir / data.ID_MAP_FILE} (against "
                                 f"the vocabulary of the models in {bundle.stage_dir(options.models_dir, stage_name)}/)")
     _note_other_pairs(stage, inputs, data_dir / data.ID_MAP_FILE, log)
-    calibration = _calibration(options, stage) if options.interval is not None else None
     started = time.perf_counter()
+    if options.interval is None:
+        values, bounds = stage.predict(inputs), None
+    else:
+        values, bounds = _calibration(options).predict(stage, inputs, options.interval, _calibration_path(options))
     position = {gene: i for i, gene in enumerate(stage.genes)}
     column = [position[gene] for gene in order]
-    if calibration is None:
-        values, bounds = stage.predict(inputs)[:, column], None
-    else:
-        values, spread = stage.predict(inputs, with_spread=True)
-        bounds = calibration.bounds(values, spread, options.interval).columns(column)
-        values = values[:, column]
+    values, bounds = values[:, column], bounds and bounds.columns(column)
     if options.output_format == "h5ad":
         from pertnet import h5ad
 
@@ -186,20 +184,20 @@ def _predict(options, log):
     return out
 
 
-def _calibration(options, stage):
-    """The stage's calibration for --interval, checked against its models and the level (one-line errors)."""
-    path = bundle.stage_dir(options.models_dir, options.stage) / intervals.FILE
-    calibration = intervals.Calibration.load(path, options.stage)
-    calibration.check(stage, path)
-    calibration.require_level(options.interval, path)
-    return calibration
+def _calibration_path(options):
+    return bundle.calibration_path(options.models_dir, options.stage)
+
+
+def _calibration(options):
+    """The stage's calibration, for --interval (a one-line error where there is none)."""
+    return intervals.Calibration.load(_calibration_path(options), options.stage)
 
 
 def _calibrated(options):
-    """Whether the stage's models have a calibration that fits them (else repro --interval makes one)."""
+    """Whether the stage's models have a calibration that fits them and the level (else repro makes one)."""
     try:
-        _calibration(options, PertNet.load(options.models_dir, options.stage, options.entries(),
-                                           options.configuration()).stage_)
+        stage = PertNet.load(options.models_dir, options.stage, options.entries(), options.configuration()).stage_
+        _calibration(options).require_fit(stage, options.interval, _calibration_path(options))
     except UserError:
         return False
     return True
