@@ -1,14 +1,10 @@
 """python -m evaluate: the CV folds on the real pair structure (stage_2 keeping its pseudolabels),
-scoring a submission against a truth file, and an end-to-end --cv run with its JSON and plot."""
-import json
-import subprocess
-from pathlib import Path
-
+scoring a submission against a truth file (the end-to-end --cv run, with its JSON, plot and
+calibration, is in tests/test_intervals.py)."""
 import numpy as np
 import pandas as pd
 import pytest
 
-import evaluate
 from conftest import ROOT, dirs, run_cli
 from pertnet import UserError, cli, crossval, data, evaluation, schemas
 from pertnet.options import Options
@@ -119,41 +115,6 @@ def test_scoring_a_submission_does_not_import_tensorflow(tmp_path, tiny_data, mo
     assert "improves MRRMSE" in result.stdout
     imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
     assert "pandas" in imported and not {"tensorflow", "keras"} & imported
-
-
-def test_cv_end_to_end_with_json_and_plot(tmp_path, tiny_data, capsys):
-    report_path, plot_path = tmp_path / "cv.json", tmp_path / "cv.png"
-    code = cli.run(evaluate.main, ["--stage", "simple", "--cv", "--reps", "1", "--epochs", "1", "--json",
-                                   str(report_path), "--plot", str(plot_path), *map(str, dirs(tmp_path, tiny_data))])
-    result = subprocess.CompletedProcess([], code, *capsys.readouterr())  # in this process: TensorFlow is loaded
-    assert result.returncode == 0, result.stderr
-    assert "[cv repeat 2/2, fold 4/4 T regulatory cells] 129 held-out rows: MRRMSE" in result.stdout  # fold scores
-    assert "side by side" in result.stdout
-    assert "baseline: compound mean" in result.stdout and "improves MRRMSE" in result.stdout
-    report = json.loads(report_path.read_text())
-    assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
-    assert report["rows"] == 2 * (129 + 129 + 127 + 129)
-    assert report["cv"]["folds"] == T_AND_NK and report["cv"]["repeats"] == 2
-    assert report["cv"]["scheme"]["name"] == "cell_type" and "B cells, Myeloid cells" in report["cv"]["scheme"]["reason"]
-    assert "scheme cell_type" in result.stdout
-    assert set(report["scores"]["model"]["by_cell_type"]) == set(T_AND_NK)
-    for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
-        assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
-    assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
-    model = report["scores"]["model"]
-    assert model["benchmark"] == {"mean_rowwise_rmse": model["overall"]["mrrmse"], "mean_rowwise_mae": model["overall"]["mae"],
-                                  "mean_rowwise_pearson": model["overall"]["pearson"],
-                                  "mean_rowwise_spearman": model["overall"]["spearman"],
-                                  "mean_rowwise_cosine": model["overall"]["cosine"]}
-    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from PIL import Image
-    with Image.open(plot_path) as image:
-        image.verify()
-    # the folds train in memory: what the CV leaves in the models folder is the stage's calibration alone
-    assert [p.relative_to(tmp_path) for p in (tmp_path / "models").rglob("*")] == [Path("models/simple"),
-                                                                                 Path("models/simple/calibration.npz")]
-    assert report["intervals"]["method"] == "per_gene"  # one member (1 rep): no spread to scale by
-    assert "the ensemble has no spread" in report["intervals"]["chosen_by"]
 
 
 def test_option_errors_are_one_line(tmp_path, tiny_data, capsys):

@@ -16,6 +16,8 @@ from pertnet import UserError, cli, data, ensemble, intervals
 from pertnet.entries import stage_entries
 from pertnet.stage import Stage
 
+T_AND_NK = ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]  # the author's folds
+
 
 def test_conformal_quantiles_are_the_ceil_n_plus_1_q_th_smallest():
     scores = np.arange(1, 20, dtype=np.float32)[::-1, None]  # 19 rows: 19, 18, ..., 1
@@ -64,6 +66,17 @@ def test_the_folds_choose_the_spread_only_where_it_tells_the_errors_apart(inform
         assert pd.Series(bounds.uncertainty).corr(pd.Series(row_rmse), method="spearman") > 0.5
 
 
+def test_a_single_member_has_no_spread_and_gets_per_gene_intervals():
+    rng = np.random.default_rng(3)
+    prediction, _, truth = _stage_predictions(rng, 40, 5, False)
+    calibration = intervals.Calibration.fit("simple", list("abcde"), stage_entries("simple"), prediction,
+                                            np.zeros_like(prediction), truth, np.repeat(np.arange(4), 10))
+    assert calibration.method == "per_gene" and "the ensemble has no spread" in calibration.summary["chosen_by"]
+    assert set(calibration.summary["candidates"]) == {"inf"}
+    bounds = calibration.bounds(prediction, np.zeros_like(prediction), 0.9)
+    assert np.ptp(bounds.upper - bounds.lower, axis=0).max() < 1e-5  # one width per gene
+
+
 def test_a_calibration_refuses_other_models_and_levels_its_rows_cannot_support(tmp_path):
     rng = np.random.default_rng(2)
     prediction, spread, truth = _stage_predictions(rng, 12, 3, True)
@@ -103,10 +116,14 @@ def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny
     assert cli.run(predict.main, [*common, "--interval", "1.5"]) == 2
     assert "must be a coverage level from 0.5 to 0.99" in capsys.readouterr().err
 
+    plot_path, models_before = tmp_path / "cv.png", set((tmp_path / "models").rglob("*"))
     assert cli.run(evaluate.main, [*common, "--cv", "--reps", "2", "--epochs", "1", "--json",
-                                   str(tmp_path / "cv.json")]) == 0
+                                   str(tmp_path / "cv.json"), "--plot", str(plot_path)]) == 0
     out = capsys.readouterr().out
+    check_cv_report(out, json.loads((tmp_path / "cv.json").read_text()), plot_path)
     assert "intervals (cross-fitted over the 4 folds)" in out and "calibration -> " in out
+    # the folds train in memory: all the CV adds to the models folder is the stage's calibration
+    assert set((tmp_path / "models").rglob("*")) - models_before == {tmp_path / "models" / "simple" / "calibration.npz"}
     summary = json.loads((tmp_path / "cv.json").read_text())["intervals"]
     assert set(summary["candidates"]) == {"0", "0.25", "1", "inf"} and summary["rows"] == 2 * (129 + 129 + 127 + 129)
 
@@ -137,3 +154,27 @@ def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny
     assert cli.run(predict.main, common) == 0  # without --interval: the earlier bounds go, they are not this one's
     assert sorted(p.name for p in submissions.iterdir()) == ["simple_submission.csv"]
     assert "removed" in capsys.readouterr().out
+
+
+def check_cv_report(out, report, plot_path):
+    """evaluate --cv's table, JSON and plot on the demo's design: the author's T/NK folds."""
+    assert "[cv repeat 2/2, fold 4/4 T regulatory cells] 129 held-out rows: MRRMSE" in out  # fold scores
+    assert "side by side" in out and "scheme cell_type" in out
+    assert "baseline: compound mean" in out and "improves MRRMSE" in out
+    assert report["mode"] == "cv" and report["cv"]["held_out_rows"] == [129, 129, 127, 129]
+    assert report["rows"] == 2 * (129 + 129 + 127 + 129)
+    assert report["cv"]["folds"] == T_AND_NK and report["cv"]["repeats"] == 2
+    assert report["cv"]["scheme"]["name"] == "cell_type" and "B cells, Myeloid cells" in report["cv"]["scheme"]["reason"]
+    assert set(report["scores"]["model"]["by_cell_type"]) == set(T_AND_NK)
+    for key in ("model", "zeros", "compound_mean", "cell_type_mean", "training_mean"):
+        assert np.isfinite(report["scores"][key]["overall"]["mrrmse"])
+    assert report["scores"]["zeros"]["overall"]["pearson"] == 0.0
+    model = report["scores"]["model"]
+    assert model["benchmark"] == {"mean_rowwise_rmse": model["overall"]["mrrmse"], "mean_rowwise_mae": model["overall"]["mae"],
+                                  "mean_rowwise_pearson": model["overall"]["pearson"],
+                                  "mean_rowwise_spearman": model["overall"]["spearman"],
+                                  "mean_rowwise_cosine": model["overall"]["cosine"]}
+    assert plot_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+    with Image.open(plot_path) as image:
+        image.verify()
