@@ -5,13 +5,13 @@ import sys
 from pathlib import Path
 
 import config
-from pertnet import cli, data, evaluation
+from pertnet import cli, crossval, evaluation, outputs, pipeline
 
 
 def main(argv=None):
     p = cli.parser(__doc__, config, stage_required=False, reads_training=True, tensorflow=False,  # only --cv trains
                    overrides=True)  # --reps / --epochs, for --cv
-    p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (4 folds x 2 repeats)")
+    p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (folds from its design x 2 repeats)")
     p.add_argument("--submission", type=Path,
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
     p.add_argument("--truth", type=Path, help="the true values: parquet, CSV or h5ad (--layer) (default: "
@@ -31,16 +31,17 @@ def main(argv=None):
     if not args.cv and not (args.submission or args.stage):
         p.error("give --submission F (or --stage S for its submission), or --stage S --cv")
     options = cli.options(args)
+    pipeline.generate_demo(options)
     data_dir = options.data_dir
     if args.cv:
         cli.import_tensorflow_quietly()
-        result = evaluation.cross_validate(options, args.tuning_dir)
+        result = crossval.cross_validate(options, args.tuning_dir)
     else:
-        submission = args.submission or data.submission_path(args.submissions_dir, args.stage)
+        submission = args.submission or outputs.path(args.submissions_dir, args.stage)
         truth = args.truth or evaluation.truth_file(data_dir) or Path(data_dir) / evaluation.TRUTH_FILES[0]
         result = evaluation.score_submission(submission, truth, data_dir, args.stage or submission.stem,
                                              args.train_file, args.layer)
-    evaluation.evaluate(result, args.json, args.plot)
+    evaluation.show(result, args.json, args.plot)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, config, tensorflow=False, reads_training=True, entries=False).parse_args(argv)
-    pipeline.prepare(cli.options(args))
+    options = cli.options(args)
+    pipeline.generate_demo(options)
+    pipeline.prepare(options)
 
 
 if __name__ == "__main__":

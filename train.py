@@ -7,7 +7,9 @@ from pertnet import cli, pipeline
 
 def main(argv=None):
     args = cli.parser(__doc__, config, training=True).parse_args(argv)
-    pipeline.train(cli.options(args))
+    options = cli.options(args)
+    pipeline.generate_demo(options)
+    pipeline.train(options)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 import config
-from pertnet import cli, tuning
+from pertnet import cli, pipeline, tuning
 
 
 def main(argv=None):
@@ -13,7 +13,8 @@ def main(argv=None):
     target.add_argument("--entry", help="the entry whose hyperparameters to search (an id of the stage)")
     target.add_argument("--weights", action="store_true", help="search the stage's ensemble weights instead")
     p.add_argument("--trials", type=cli.positive_int, required=True, help="trials to add to the study")
-    p.add_argument("--study", help="the study's name (default: <stage>-entry-<id>, or <stage>-weights)")
+    p.add_argument("--study", help="the study's name (default: <stage>-entry-<id>-<data>, or <stage>-weights-<data>-<entries>, "
+                                   "<data> and <entries> 8 hex digits of their digests: another dataset, another study)")
     p.add_argument("--storage", help="a database URL optuna takes, e.g. postgresql://user@host:5432/db "
                                      "(default: an SQLite file, <tuning-dir>/optuna.db)")
     p.add_argument("--tuning-dir", type=Path, default=config.TUNING_DIR,
@@ -23,6 +24,7 @@ def main(argv=None):
     p.add_argument("--plot", type=Path, help="also draw the optimisation history into this PNG file")
     args = p.parse_args(argv)
     options = cli.options(args)
+    pipeline.generate_demo(options)
     search = tuning.Search(args.trials, args.study, args.storage, args.tuning_dir, args.out, args.plot)
     if args.entry is not None:
         tuning.tune_entry(options, args.entry, search)

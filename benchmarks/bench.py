@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config  # noqa: E402
-from pertnet import defaults, evaluation, files  # noqa: E402
+from pertnet import defaults, evaluation, memory  # noqa: E402
 
 
 def matmul_rate(seconds=1.0):
@@ -101,8 +101,8 @@ def shape_rate(entries, rows, seconds=0.3):
 def reporting_peak(args):
     """`python -m module ...` or `python -c code ...` made to print its own peak RSS at exit: wait4's
     ru_maxrss of a child counts this (large) process's peak too, as Linux carries it across exec."""
-    report = ("import atexit; from pertnet import files; "
-              "atexit.register(lambda: print('PEAK_RSS_KB', files.peak_memory_kb(), flush=True))")
+    report = ("import atexit; from pertnet import memory; "
+              "atexit.register(lambda: print('PEAK_RSS_KB', memory.peak_bytes() // 1024, flush=True))")
     if args[0] == "-m":
         return ["-c", f"{report}; import runpy; runpy.run_module({args[1]!r}, run_name='__main__', alter_sys=True)",
                 *args[2:]]
@@ -126,10 +126,10 @@ def run_command(label, args, log_path):
 
 
 def print_peak_rss():
-    """This process's own peak RSS, for the parent to read from the output (see files.peak_memory_kb)."""
-    kilobytes = files.peak_memory_kb()
-    if kilobytes is not None:
-        print(f"PEAK_RSS_KB {kilobytes}")
+    """This process's own peak RSS, for the parent to read from the output (see memory.peak_bytes)."""
+    peak = memory.peak_bytes()
+    if peak is not None:
+        print(f"PEAK_RSS_KB {peak // 1024}")
 
 
 def evaluate_against_plain_read(submission, data_dir, scratch, repeats=3):
@@ -266,7 +266,7 @@ def main():
     print(f"[bench] {args.stage}: measuring the float32 matmul rate ...", flush=True)
     rates = matmul_rate()
     rate = max(rates.values())
-    print(f"[bench] matmul rate: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) + " GFLOP/s", flush=True)
+    print("[bench] matmul rate: " + ", ".join(f"{k} {v:.0f}" for k, v in rates.items()) + " GFLOP/s", flush=True)
 
     scratch = Path(tempfile.mkdtemp(prefix="pertnet-bench-"))
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pertnet import data, evaluation  # noqa: E402
+from pertnet import evaluation, outputs  # noqa: E402
 
 
 def predict(args, submissions, level=None):
@@ -75,7 +75,7 @@ def main():
         for level in levels if truth is not None else ():
             folder = scratch / f"at-{level}"
             predict(args, folder, level)
-            report = evaluation.score_submission(data.submission_path(folder, args.stage), truth, args.data_dir,
+            report = evaluation.score_submission(outputs.path(folder, args.stage), truth, args.data_dir,
                                                  args.stage, log=lambda line: None)[0]["coverage"]
             results["coverage"].append(report)
             ranking = report["ranking"]

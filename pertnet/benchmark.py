@@ -2,16 +2,20 @@
 
 It takes the benchmark's method arguments (copied in tests/benchmark_api/method_arguments.json; the viash
 component is pertnet/config.vsh.yaml), runs a stage end to end as `python -m repro` does (stage_2 runs
-stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage, --epochs and
---interval are pertnet's own additions.
+stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage, --stages,
+--epochs and --interval are pertnet's own additions. The stages are those the other commands train:
+the repository's config.py where it is importable (run from the repository's root, or with it on
+PYTHONPATH as the viash component is), else the package's (pertnet/defaults.py); or a --stages file.
 """
+import importlib
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from pertnet import Interrupted, UserError, cli, data, defaults, intervals, pipeline
-from pertnet.entries import stage_entries
+from pertnet import cli, data, defaults, outputs, pipeline
+from pertnet.errors import Interrupted, UserError
+from pertnet.entries import read_stages
 from pertnet.files import atomic_path, require_writable
 from pertnet.options import Options
 
@@ -36,9 +40,11 @@ def parser():
                         "default); another count departs from the original")
     p.add_argument("--stage", choices=defaults.STAGE_NAMES, default="stage_2",
                    help="the stage to run (default %(default)s, the method the benchmark runs)")
+    p.add_argument("--stages", type=Path, metavar="FILE",
+                   help="take the stages' entries from this file (what python -m tune writes) instead of config.py")
     p.add_argument("--epochs", type=cli.positive_int,
                    help="override every entry's epochs (departs from the original; for quick runs)")
-    p.add_argument("--interval", type=intervals.level,
+    p.add_argument("--interval", type=cli.coverage_level,
                    help="also write bounds at this coverage level (e.g. 0.9) as the layers lower and upper, and each "
                         "pair's uncertainty score as obs uncertainty; calibrated by the stage's cross-validation")
     return p
@@ -47,6 +53,7 @@ def parser():
 def main(argv=None):
     args = parser().parse_args(argv)
     _check(args)
+    stages = _configured_stages()
     with tempfile.TemporaryDirectory(prefix="pertnet-benchmark-") as folder:
         work = Path(folder)
         id_map = work / "data" / data.ID_MAP_FILE  # where the pipeline looks for it
@@ -56,9 +63,10 @@ def main(argv=None):
         except OSError as error:
             raise UserError(f"argument --id_map: {args.id_map}: cannot read it ({error.strerror})") from None
         options = Options(stage=args.stage, data_dir=id_map.parent, models_dir=args.output_model or work / "models",
-                          submissions_dir=work / "submissions", reps=_departing_reps(args.stage, args.reps),
-                          epochs=args.epochs, train_file=args.de_train, layer=args.layer, output_format="h5ad",
-                          interval=args.interval)
+                          submissions_dir=work / "submissions", epochs=args.epochs, train_file=args.de_train,
+                          layer=args.layer, output_format=outputs.BENCHMARK, interval=args.interval,
+                          stages_file=args.stages, stages=stages)
+        options = options.replace(reps=_departing_reps(options, args.reps))
         try:
             prediction = pipeline.repro(options)
         except UserError as error:  # name the user's id_map, not its copy
@@ -87,13 +95,24 @@ def _check(args):
     require_writable(args.output.parent, "--output")
     if args.output_model is not None:
         require_writable(args.output_model, "--output_model")
+    if args.stages is not None:
+        read_stages(args.stages)  # a bad file: one line, before any work
 
 
-def _departing_reps(stage, reps):
+def _configured_stages():
+    """The repository's config.py stage table where it is importable, else None (the package's)."""
+    try:
+        config = importlib.import_module("config")
+    except ImportError:
+        return None
+    return getattr(config, "STAGES", None)
+
+
+def _departing_reps(options, reps):
     """--reps as an override, or None where it is every entry's configured count: the benchmark always
     passes --reps (default 10, the count of stage_1 and stage_2), and only another count departs."""
-    stages = (stage, defaults.PSEUDOLABEL_SOURCE.get(stage, stage))
-    configured = {entry.reps for name in stages for entry in stage_entries(name)}
+    stages = (options.stage, defaults.PSEUDOLABEL_SOURCE.get(options.stage, options.stage))
+    configured = {entry.reps for name in stages for entry in options.replace(stage=name).entries()}
     return None if configured == {reps} else reps
 
 

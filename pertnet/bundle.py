@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError, architectures, schemas
+from pertnet import architectures, schemas, version
+from pertnet.errors import UserError
 from pertnet.entries import Entry
 from pertnet.files import load_npz, save_npz, write_text
 from pertnet.stage import Stage
@@ -100,7 +101,7 @@ def save_entry(models_dir, stage, entry, rep_weights, configuration="config.py")
     for rep, weights in enumerate(rep_weights):
         save_npz(folder / f"rep_{rep}.npz", **{f"w{i:03d}": w for i, w in enumerate(weights)})
     meta = dict(entry=entry.as_dict(), vocab_size=len(stage.vocabulary), reps=len(rep_weights), run=stage.run,
-                fingerprint=stage.entry_fingerprint(entry), configuration=configuration)
+                fingerprint=stage.entry_fingerprint(entry), configuration=configuration, version=version.VERSION)
     write_text(folder / "entry.json", json.dumps(meta, indent=1))
 
 

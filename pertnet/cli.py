@@ -6,7 +6,9 @@ import signal
 import sys
 from pathlib import Path
 
-from pertnet import UserError, __version__, data, intervals, stopping
+from pertnet import intervals, outputs, stopping
+from pertnet.errors import UserError
+from pertnet.version import VERSION
 from pertnet.entries import read_stages
 from pertnet.options import Options
 
@@ -34,6 +36,14 @@ def positive_int(text):
     return value
 
 
+def coverage_level(text):
+    """--interval's value: a coverage level the calibration serves (pertnet/intervals.py)."""
+    problem = intervals.level_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return float(text)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2.
     Once the options are valid it loads TensorFlow (quietly), unless the command needs none:
@@ -42,7 +52,7 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, tensorflow, **kwargs):
         super().__init__(allow_abbrev=False, **kwargs)  # `--output` must not be read as `--output-format`
         self.tensorflow = tensorflow
-        self.add_argument("--version", action="version", version=f"pertnet {__version__}")
+        self.add_argument("--version", action="version", version=f"pertnet {VERSION}")
 
     def error(self, message):
         command = self.prog if self.prog.startswith("python -m ") else f"python -m {Path(self.prog).stem}"
@@ -84,10 +94,10 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
                        help="with an .h5ad training file: the layer holding the targets "
                             "(default sign_log10_pval; the benchmark scores clipped_sign_log10_pval)")
     if writes_predictions:
-        p.add_argument("--output-format", choices=("csv", "h5ad"), default="csv",
+        p.add_argument("--output-format", choices=tuple(outputs.FORMATS), default=outputs.SUBMISSION,
                        help="csv: submissions/<stage>_submission.csv (default); h5ad: the benchmark's "
                             "submissions/<stage>_prediction.h5ad")
-        p.add_argument("--interval", type=intervals.level, metavar="LEVEL",
+        p.add_argument("--interval", type=coverage_level, metavar="LEVEL",
                        help="also write bounds that cover the truth at this level (e.g. 0.9), and each pair's "
                             "uncertainty score; needs the stage's calibration (python -m evaluate --stage S --cv)")
     if training or overrides:
@@ -99,12 +109,12 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
 
 
 def options(args):
-    """The parsed command line as one `Options` object (with --demo, the demo data generated if absent)."""
-    return Options(stage=args.stage, data_dir=data_dir(args), models_dir=args.models_dir,
+    """The parsed command line as one `Options` object."""
+    return Options(stage=args.stage, data_dir=data_dir(args), demo=args.demo, models_dir=args.models_dir,
                    submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
-                   output_format=getattr(args, "output_format", "csv"), interval=getattr(args, "interval", None),
+                   output_format=getattr(args, "output_format", outputs.SUBMISSION), interval=getattr(args, "interval", None),
                    stages_file=_stages_file(args),
                    stages=args.config.STAGES)
 
@@ -118,17 +128,8 @@ def _stages_file(args):
 
 
 def data_dir(args):
-    """The data folder the run reads; with --demo, generate the synthetic dataset there if absent."""
-    if not args.demo:
-        return args.data_dir or args.config.DATA_DIR
-    folder = args.data_dir or args.config.DEMO_DIR
-    train_file = getattr(args, "train_file", None)
-    wants_h5ad = train_file is not None and data.is_h5ad(train_file) and not train_file.is_file()
-    if wants_h5ad or not (Path(folder) / "de_train.parquet").is_file():
-        from pertnet import synthetic
-        print(f"generating the synthetic demo dataset in {folder}/ ...", flush=True)
-        synthetic.generate(folder, as_h5ad=wants_h5ad)
-    return folder
+    """The data folder the run reads: --data-dir, else config.py's (its demo folder with --demo)."""
+    return args.data_dir or (args.config.DEMO_DIR if args.demo else args.config.DATA_DIR)
 
 
 def run(main, argv=None):

@@ -1,135 +1,29 @@
-"""Cross-validation from the data's own design, fitted in memory: what `evaluate --cv` reports and `tune`
-minimises (docs/method.md, section 7).
+"""Cross-validation of a stage on its training data, with folds from the data's own design
+(pertnet/folds.py): what `evaluate --cv` reports and calibrates intervals with, what `tune` minimises,
+and `pertnet.cross_validate` in Python (docs/method.md, section 7).
 
-The author's scheme imitates the test. The pairs to predict (id_map) ask for the profiles, in the
-*test cell types* (id_map's), of compounds measured only in the other cell types: the *held-out
-compounds*, those with no training row in any test cell type. Each other cell type with rows of them
-is a fold: it holds out that cell type's rows of the held-out compounds and trains on every other row
-(stage_2: plus all pseudolabels). On the competition's design these are the author's four T/NK
-folds. Where this gives fewer than two usable folds (every cell type has pairs to predict, say), the
-compounds are split into groups as a GroupKFold does, and a fold holds out its compounds' rows in all
-but their best-covered cell type. A held-out row must stay predictable: its cell type and compound
-occur in the fold's training rows (the models embed labels); other rows stay in training, and a fold
-left without held-out rows is skipped with a note. 2 repeats, with seeds seed and seed + 1. Each fold
-is a `PertNet` estimator fitted on its rows; folds with as many training rows train side by side.
+Each fold is a `PertNet` estimator fitted on its training rows; the folds of a group (as many training
+rows and labels) fit side by side, entry by entry, each entry predicting the held-out rows before the
+next one trains. Tuning keeps each entry's out-of-fold predictions in a cache named by a digest of
+everything that decides them (`CrossValidation.cache_path`).
 """
 import hashlib
 import json
+import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pertnet import UserError, data, ensemble, schemas
-from pertnet.estimator import PertNet
-from pertnet.files import load_npz, save_npz
-from pertnet.stage import encode, fit_side_by_side
+from pertnet import bundle, data, ensemble, intervals, metrics, outputs, report as reports, schemas
+from pertnet.entries import departure
+from pertnet.estimator import PertNet, fit_side_by_side
+from pertnet.files import load_npz, require_writable, save_npz
+from pertnet.folds import REPEATS, Fold, design_scheme, fold_groups, folds
 
-REPEATS = 2
-COMPOUND_GROUPS = 4  # folds of the fallback scheme, fewer where fewer compounds can be held out
-MIN_FOLDS = 2
 CACHED = ("entries", "variances", "truth", "clip_low", "clip_high")  # per fold, in an out-of-fold cache
-
-
-@dataclass(frozen=True)
-class Scheme:
-    """The folds of one repeat: [(name, held-out row mask)], and which rule made them and why."""
-    name: str     # "cell_type" (the author's) or "compound_groups" (the fallback)
-    reason: str
-    folds: list
-    notes: list   # one line per fold skipped, and why
-
-    def as_dict(self):
-        return dict(name=self.name, reason=self.reason, notes=list(self.notes))
-
-
-def _predictable(pairs, held_out):
-    """The held-out rows whose cell type and compound both occur in the rows left to train on."""
-    kept = pairs[~held_out]
-    return held_out & pairs["cell_type"].isin(set(kept["cell_type"])).to_numpy() \
-        & pairs["sm_name"].isin(set(kept["sm_name"])).to_numpy()
-
-
-def _usable(name, pairs, held_out, notes):
-    """(name, predictable held-out mask), or None with a note saying why the fold is skipped."""
-    predictable = _predictable(pairs, held_out)
-    if not predictable.any():
-        notes.append(f"no fold {name}: none of its {int(held_out.sum())} row(s) to hold out would keep its "
-                     "cell type and compound in the fold's training rows")
-        return None
-    if int((~predictable).sum()) < data.MIN_TRAINING_ROWS:
-        notes.append(f"no fold {name}: it would leave fewer than {data.MIN_TRAINING_ROWS} training rows")
-        return None
-    return name, predictable
-
-
-def cell_type_scheme(pairs, test_cell_types):
-    """The author's folds: one per cell type outside the test cell types with rows of the held-out compounds."""
-    measured_in_test = set(pairs["sm_name"][pairs["cell_type"].isin(test_cell_types)])
-    held_out_compounds = ~pairs["sm_name"].isin(measured_in_test).to_numpy()
-    notes, folds = [], []
-    for cell_type in sorted(set(pairs["cell_type"]) - set(test_cell_types)):
-        held_out = (pairs["cell_type"] == cell_type).to_numpy() & held_out_compounds
-        fold = _usable(cell_type, pairs, held_out, notes) if held_out.any() else None
-        folds += [fold] if fold else []
-    compounds = len(set(pairs["sm_name"][held_out_compounds]))
-    reason = (f"the pairs to predict ask for {compounds} compound(s) measured only outside the cell types they are "
-              f"asked in ({', '.join(test_cell_types)}); each other cell type with rows of them is a fold that holds "
-              "those rows out")
-    return Scheme("cell_type", reason, folds, notes)
-
-
-def compound_group_scheme(pairs):
-    """The fallback: the compounds measured in two or more cell types in COMPOUND_GROUPS groups, balanced
-    by rows as a GroupKFold does (largest first, each to the group with fewest rows); a fold holds out
-    its compounds' rows in every cell type but the best-covered one, which keeps the compound known."""
-    rows_per_cell_type = pairs["cell_type"].value_counts()
-    coverage = pairs.assign(rows=pairs["cell_type"].map(rows_per_cell_type).to_numpy())
-    best = coverage.sort_values(["rows", "cell_type"], ascending=[False, True]).drop_duplicates("sm_name")
-    candidates = ~pairs.index.isin(best.index)  # every row but each compound's best-covered one
-    sizes = pairs["sm_name"][candidates].value_counts()
-    order = sorted(sizes.items(), key=lambda item: (-item[1], item[0]))
-    groups = [[] for _ in range(min(COMPOUND_GROUPS, len(order)))]
-    for compound, _ in order:
-        min(groups, key=lambda group: sizes[group].sum() if group else 0).append(compound)
-    notes, folds = [], []
-    for number, group in enumerate(groups, 1):
-        fold = _usable(f"compound group {number}", pairs, candidates & pairs["sm_name"].isin(group).to_numpy(), notes)
-        folds += [fold] if fold else []
-    return Scheme("compound_groups", f"held-out pairs grouped by compound ({len(sizes)} compound(s) measured in two "
-                  f"or more cell types, in {len(groups)} group(s))", folds, notes)
-
-
-def design_scheme(pairs, test_pairs, source):
-    """The folds the training rows' and the pairs to predict's design gives: the author's rule where it
-    gives at least MIN_FOLDS usable folds, else the compound groups; fewer than MIN_FOLDS is an error."""
-    author = cell_type_scheme(pairs, sorted(set(test_pairs["cell_type"])))
-    if len(author.folds) >= MIN_FOLDS:
-        return author
-    fallback = compound_group_scheme(pairs)
-    why = "; ".join([f"it gives {len(author.folds)} usable fold(s)", *author.notes])
-    fallback = Scheme(fallback.name, f"{fallback.reason}, because the cell-type rule ({author.reason}) does not: "
-                      f"{why}", fallback.folds, fallback.notes)
-    if len(fallback.folds) < MIN_FOLDS:
-        raise UserError(f"{source}: cross-validation needs at least {MIN_FOLDS} folds of held-out rows whose cell "
-                        f"type and compound stay in training, and this design gives {len(fallback.folds)}: "
-                        f"{fallback.reason}; add training rows (compounds measured in two or more cell types)")
-    return fallback
-
-
-@dataclass(frozen=True, eq=False)
-class Fold:
-    repeat: int           # 0, 1
-    number: int           # 1.., in the scheme's order
-    count: int            # folds per repeat
-    name: str             # the held-out cell type (or compound group)
-    held_out: np.ndarray  # mask over the training rows
-    seed: int             # the repeat's seed: --seed + repeat
-
-    @property
-    def label(self):
-        return f"[cv repeat {self.repeat + 1}/{REPEATS}, fold {self.number}/{self.count} {self.name}]"
 
 
 def _once(log):
@@ -166,8 +60,7 @@ class CrossValidation:
         self.train, self.pseudolabels, self.stage_name, self.source = train, pseudolabels, stage_name, source
         self.genes = schemas.gene_columns(train.columns)
         self.scheme = design_scheme(train[schemas.PAIR], id_map, source)
-        self.folds = [Fold(repeat, number, len(self.scheme.folds), name, held_out, seed + repeat)
-                      for repeat in range(REPEATS) for number, (name, held_out) in enumerate(self.scheme.folds, 1)]
+        self.folds = folds(self.scheme, seed)
         log(f"[cv] {len(self.scheme.folds)} folds x {REPEATS} repeats, scheme {self.scheme.name}: {self.scheme.reason}")
         for note in self.scheme.notes:
             log(f"[cv] note: {note}")
@@ -181,8 +74,8 @@ class CrossValidation:
                             else (train_path.name, data.ID_MAP_FILE))
         train = data.read_training(train_path, options.layer)[0]
         id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
-        pseudolabels = data.pseudolabel_rows(options.stage, options.submissions_dir, id_map,
-                                             schemas.gene_columns(train.columns))
+        pseudolabels = outputs.pseudolabel_rows(options.stage, options.submissions_dir, id_map,
+                                                schemas.gene_columns(train.columns))
         return cls(train, id_map, pseudolabels, options.stage, options.seed, train_path, log)
 
     @property
@@ -197,23 +90,29 @@ class CrossValidation:
         """(the fold's training rows, its held-out rows)."""
         return self.train[~fold.held_out], self.train[fold.held_out].reset_index(drop=True)
 
-    def groups(self):
-        """The folds that train side by side: those with as many training rows and labels."""
-        groups = {}
-        for fold in self.folds:
-            fold_train = pd.concat([self.rows(fold)[0][schemas.PAIR], self.pseudolabels[schemas.PAIR]])
-            key = (len(fold_train), len(set(fold_train.cell_type) | set(fold_train.sm_name)))
-            groups.setdefault(key, []).append(fold)
-        return list(groups.values())
-
-    def cache_path(self, entries, folder):
-        """Where the out-of-fold predictions of this CV with `entries` are cached in `folder`: named by a
-        digest of the stage, the folds' seeds, the entries and the training rows (any change, another file)."""
-        digest = hashlib.sha256(json.dumps(["with variances", self.stage_name, [f.seed for f in self.folds],
-                                            [e.as_dict() for e in entries]]).encode())
+    @cached_property
+    def data_digest(self):
+        """A digest of the data this CV scores on: the training rows (labels and values), the pseudolabel rows,
+        and each fold's name and held-out rows (what the design of the pairs to predict made of them). Two CVs
+        with the same digest hold out the same rows of the same data."""
+        digest = hashlib.sha256(json.dumps([(name, np.flatnonzero(held_out).tolist())
+                                            for name, held_out in self.scheme.folds]).encode())
         for frame in (self.train, self.pseudolabels) if len(self.pseudolabels) else (self.train,):
             digest.update(np.ascontiguousarray(frame[self.genes].to_numpy(np.float32)).tobytes())
             digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
+        return digest.hexdigest()
+
+    def describe(self):
+        """The data in one phrase, for the lines that say which data a study or cache belongs to."""
+        pseudolabels = f" and {len(self.pseudolabels)} pseudolabel rows" if len(self.pseudolabels) else ""
+        return (f"data {self.data_digest[:8]} ({self.source}: {len(self.train)} rows x {len(self.genes)} genes"
+                f"{pseudolabels}; {len(self.scheme.folds)} folds, scheme {self.scheme.name})")
+
+    def cache_path(self, entries, folder):
+        """Where the out-of-fold predictions of this CV with `entries` are cached in `folder`: named by a
+        digest of the stage, the folds' seeds, the entries and `data_digest` (any change, another file)."""
+        digest = hashlib.sha256(json.dumps(["with variances", self.stage_name, [f.seed for f in self.folds],
+                                            [e.as_dict() for e in entries], self.data_digest]).encode())
         return Path(folder) / f"oof-{self.stage_name}-{digest.hexdigest()[:16]}.npz"
 
     def cached(self, entries, folder):
@@ -253,39 +152,114 @@ class CrossValidation:
                              list(arrays["variances"]), arrays["clip_low"], arrays["clip_high"])
 
     def results(self, entries, log=print, keep_entry_predictions=False):
-        """Yield a `FoldResult` per fold, as its group of folds finishes: each entry is trained once per
-        group, the group's folds side by side, and predicts the held-out rows; per fold, the entries'
-        predictions make the stage's prediction through the stage's `ensemble()`, as `Stage.predict` does."""
+        """Yield a `FoldResult` per fold, as its group of folds finishes: each fold is a `PertNet` estimator,
+        each entry is fitted once per group, the group's folds side by side, and predicts the held-out rows;
+        per fold, the entries' predictions make the stage's prediction as `Stage.predict` ensembles them."""
         from pertnet import training  # TensorFlow loads only where something trains
 
         split = {fold: self.rows(fold) for fold in self.folds}  # (training rows, held-out rows), sliced once
-        groups = self.groups()
-        rows = {id(group): len(split[group[0]][0]) + len(self.pseudolabels) for group in groups}
-        flops = {(id(group), e.id): training.training_flops(e, rows[id(group)]) * len(group)
-                 for group in groups for e in entries}
-        progress = training.Progress(self.stage_name, sum(flops.values()), log)
+        groups = fold_groups(self.folds, self.train[schemas.PAIR], self.pseudolabels)
+        flops = [{e.id: training.training_flops(e, group.rows) * len(group.folds) for e in entries} for group in groups]
+        progress = training.Progress(self.stage_name, sum(sum(f.values()) for f in flops), log)
         log_once = _once(log)  # the folds of a group depart alike (n_dim): said once
-        for left, group in zip(range(len(groups), 0, -1), groups):
-            log(f"[cv] {len(group)} folds side by side, {rows[id(group)]} training rows each: "
-                f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group)}")
-            training_sets = [encode(split[fold][0], self.genes, fold.seed, self.pseudolabels) for fold in group]
-            stages = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once).start(ts).stage_
-                      for fold, ts in zip(group, training_sets)]
-            inputs = [stage.encode_pairs(split[fold][1].cell_type, split[fold][1].sm_name,
-                                         source=f"{fold.label} held-out rows") for fold, stage in zip(group, stages)]
-            means, kept = [stage.ensemble() for stage in stages], [([], []) for _ in group]
-            for entry in stages[0].entries:  # as the data allows them (n_dim): the same in every fold of a group
-                label = f"[cv] entry {entry.id} ({len(group)} folds x {entry.reps} reps)"
-                fit_side_by_side(stages, training_sets, [fold.seed for fold in group], entry,
-                                 progress.epoch_callback(label, entry, flops[id(group), entry.id]), share=1 / left)
-                progress.done += flops[id(group), entry.id]
-                for number, (stage, x) in enumerate(zip(stages, inputs)):
-                    prediction, variance = stage.entry_prediction(entry, x, with_variance=True)
+        for left, group, group_flops in zip(range(len(groups), 0, -1), groups, flops):
+            log(f"[cv] {len(group.folds)} folds side by side, {group.rows} training rows each: "
+                f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group.folds)}")
+            models = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once) for fold in group.folds]
+            training_sets = [model.training_set(split[fold][0], self.pseudolabels)
+                             for model, fold in zip(models, group.folds)]
+            for model, training_set in zip(models, training_sets):
+                model.start(training_set)
+            inputs = [model.encode_pairs(split[fold][1], source=f"{fold.label} held-out rows")
+                      for fold, model in zip(group.folds, models)]
+            means, kept = [model.stage_.ensemble() for model in models], [([], []) for _ in group.folds]
+            for entry in models[0].stage_.entries:  # as the data allows them (n_dim): the same in every fold of a group
+                label = f"[cv] entry {entry.id} ({len(group.folds)} folds x {entry.reps} reps)"
+                fit_side_by_side(models, training_sets, entry, progress.epoch_callback(label, entry, group_flops[entry.id]),
+                                 share=1 / left)
+                progress.done += group_flops[entry.id]
+                for number, (model, x) in enumerate(zip(models, inputs)):
+                    prediction, variance = model.entry_prediction(entry, x)
                     means[number].add(prediction, entry.weight, variance)
                     if keep_entry_predictions:
                         kept[number][0].append(prediction)
                         kept[number][1].append(variance)
-                    del stage.weights[entry.id]
-            for fold, stage, mean, (entry_predictions, entry_variances) in zip(group, stages, means, kept):
+            for fold, model, mean, (entry_predictions, entry_variances) in zip(group.folds, models, means, kept):
                 yield FoldResult(fold, mean.result(), split[fold][1][self.genes].to_numpy(np.float64), mean.spread(),
-                                 entry_predictions, entry_variances, stage.clip_low, stage.clip_high)
+                                 entry_predictions, entry_variances, model.stage_.clip_low, model.stage_.clip_high)
+
+
+def cross_validate(options, tuning_dir=None, log=print):
+    """The cross-validation of the stage's files (folds from the data's design), each
+    fold fitted in memory with the estimator `train` and `predict` use, its held-out rows scored beside
+    the baselines; what it learnt about its errors saved as the stage's calibration (pertnet/intervals.py),
+    which `predict --interval` reads. Out-of-fold predictions tuning cached in `tuning_dir` are reused."""
+    started = time.perf_counter()
+    path = bundle.calibration_path(options.models_dir, options.stage)
+    require_writable(path.parent, "--models-dir")  # before the training, not after
+    cv = CrossValidation.from_files(options, log)
+    entries = options.entries()
+    cached = cv.cached(entries, tuning_dir) if tuning_dir is not None else None
+    if cached is not None:
+        log(f"[cv] out-of-fold predictions of {len(entries)} entries: read from {cv.cache_path(entries, tuning_dir)}, "
+            f"made for the same entries, seeds and {cv.describe()}")
+    report, details, calibration = cv_report(cv, entries, options.reps, options.epochs, log, started, cached)
+    log(f"calibration -> {calibration.save(path)}")
+    return report, details
+
+
+def cross_validate_model(model, data_, pairs):
+    """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
+    `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
+    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score. What it learnt
+    about the errors becomes `model.calibration_`, which `model.predict(..., interval=q)` uses."""
+    train = data.training_data(data_, model.layer)[0]
+    pairs = data.pairs_frame(pairs)
+    pseudolabels = model.pseudolabels(train, pairs)
+    if pseudolabels is None:
+        pseudolabels = pd.DataFrame(columns=schemas.PAIR)
+    cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model.log)
+    report, _, model.calibration_ = cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)
+    return report
+
+
+def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cached=None):
+    """(report, details, calibration) of `cv` run with `entries` (reps / epochs: the overrides they carry,
+    for the report and the departure line); cached: its out-of-fold predictions, where tuning kept them."""
+    started = time.perf_counter() if started is None else started
+    stage = cv.stage_name
+    if departure(stage, reps, epochs):
+        log(departure(stage, reps, epochs))
+    results = cv.results(entries, log) if cached is None else cv.cached_results(entries, cached)
+    parts = []
+    for result in sorted(results, key=lambda result: (result.fold.repeat, result.fold.number)):
+        fold_train, fold_test = cv.rows(result.fold)
+        part = dict(model=result.prediction, truth=result.truth, spread=result.spread, pairs=fold_test[schemas.PAIR],
+                    group=np.full(len(fold_test), len(parts)), fold=np.full(len(fold_test), result.fold.number),
+                    **reports.baselines(fold_train, fold_test, cv.genes, cv.source))
+        fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
+        log(f"{result.fold.label} {len(fold_test)} held-out rows: MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
+            ", ".join(f"{key} {value:.4f}" for key, value in fold_scores.items()))
+        parts.append(part)
+
+    stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "spread", "group", "fold",
+                                                                            *metrics.BASELINES)}
+    pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
+    predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
+    held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds if fold.repeat == 0]
+    report, rows = reports.build_report(
+        stage, predictions, stack["truth"], pairs["cell_type"], stack["group"], mode="cv", stage=stage,
+        cv=dict(folds=cv.fold_names, held_out_rows=held_out_rows, repeats=REPEATS,
+                scheme=cv.scheme.as_dict(), seeds=sorted({fold.seed for fold in cv.folds}),
+                pseudolabels=len(cv.pseudolabels), reps={e.id: e.reps for e in entries},
+                epochs={e.id: e.epochs for e in entries}, overrides=dict(reps=reps, epochs=epochs)),
+        title=f"{stage}: cross-validation on {cv.source}, {len(cv.fold_names)} folds "
+              f"({cv.scheme.name} scheme) x {REPEATS} repeats ({len(pairs)} held-out rows x "
+              f"{len(cv.genes)} genes)")
+    calibration = intervals.Calibration.fit(stage, cv.genes, entries, stack["model"], stack["spread"], stack["truth"],
+                                            stack["fold"])  # a fold's rows in both repeats: one group
+    report["intervals"] = calibration.summary
+    report["wall_s"] = round(time.perf_counter() - started, 1)
+    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs), calibration
+
+

@@ -17,7 +17,8 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 
-from pertnet import UserError, defaults, schemas
+from pertnet import schemas
+from pertnet.errors import UserError
 from pertnet.files import atomic_path
 
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
@@ -40,7 +41,9 @@ def require_inputs(data_dir, names=(TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE)):
         raise UserError(f"missing input file(s) in {data_dir}/: {', '.join(missing)}; {_source_hint(names)}")
 
 
-def _read(path, reader):
+def read_checked(path, reader):
+    """`reader(path)` of an input file; an empty, missing or unreadable file, or one without rows, is a
+    UserError naming it."""
     kind = Path(path).suffix[1:]
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise UserError(f"{path}: the file is empty (0 bytes); download or write it again")
@@ -88,8 +91,9 @@ def _check_pairs(frame, path):
 def _check_numeric_genes(frame, genes, path):
     """Gene columns must be numbers. A text column that is mostly numbers is a gene column with bad
     cells (name them); one that is mostly not is an unknown metadata column (name it)."""
-    numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(frame.dtypes)}  # per dtype, not per
-    dtypes = dict(zip(frame.columns, frame.dtypes))  # column: frame[g] 18,211 times took 1.5 s
+    # asked per dtype, not per column: frame[g] 18,211 times took 1.5 s
+    numeric = {dtype: pd.api.types.is_numeric_dtype(dtype) for dtype in set(frame.dtypes)}
+    dtypes = dict(zip(frame.columns, frame.dtypes))
     text = [g for g in genes if not numeric[dtypes[g]]]
     parsed = {g: pd.to_numeric(frame[g], errors="coerce") for g in text}
     unknown = [g for g in text if parsed[g].notna().mean() < 0.5]
@@ -111,7 +115,7 @@ def read_parquet(path, columns_at_once=2000):
     """(the non-gene columns as a frame, the genes, their float64 values) of a parquet file. The genes go
     straight into one array, a few thousand columns at a time: pandas' read of all 18,211 at once takes
     three times the memory and twice the time. Text gene columns are an error that names them."""
-    _read(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
+    read_checked(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
     file = pq.ParquetFile(path)
     schema = file.schema_arrow
     index = (schema.pandas_metadata or {}).get("index_columns", [])  # a pandas index: not a gene
@@ -225,7 +229,7 @@ def _from_observations(obs, genes, values, path):
 
 
 def read_id_map(path):
-    return id_map_frame(_read(path, pd.read_csv), path)
+    return id_map_frame(read_checked(path, pd.read_csv), path)
 
 
 def id_map_frame(frame, path):
@@ -240,6 +244,19 @@ def id_map_frame(frame, path):
     return frame[["id", *schemas.PAIR]].astype({"cell_type": str, "sm_name": str})
 
 
+def pairs_frame(pairs):
+    """Pairs to predict given in memory (a DataFrame, or an AnnData's obs) as id_map's columns (ids 0, 1, ...
+    where it has none), validated as id_map.csv is."""
+    if hasattr(pairs, "obs"):  # an AnnData: its obs
+        pairs = pairs.obs
+    if not isinstance(pairs, pd.DataFrame):
+        raise UserError(f"the pairs to predict: expected a pandas DataFrame with columns cell_type and sm_name, "
+                        f"got {type(pairs).__name__}")
+    if "id" not in pairs.columns:
+        pairs = pairs.assign(id=range(len(pairs)))
+    return id_map_frame(pairs, "the pairs to predict")
+
+
 def read_gene_order(path, id_map=None, log=print):
     """The gene columns of sample_submission.csv, the order a submission must use.
 
@@ -248,10 +265,10 @@ def read_gene_order(path, id_map=None, log=print):
     alone, and a one-line note says so. Only the header and the id column are parsed, never
     the values (0.05 s instead of 4 s).
     """
-    columns = _read(path, _csv_header)
+    columns = read_checked(path, _csv_header)
     _require_columns(columns, schemas.SAMPLE_SUBMISSION.required, path)
     if id_map is not None:
-        ids = _read(path, lambda p: _one_column(p, columns.index("id")))["id"]
+        ids = read_checked(path, lambda p: _one_column(p, columns.index("id")))["id"]
         differ = schemas.differences(ids.tolist(), id_map["id"].tolist())
         if differ or ids.duplicated().any():
             log(f"note: {path} belongs to another test set (its ids differ from id_map.csv's: "
@@ -284,10 +301,10 @@ def check_same_genes(genes, expected, path, expected_source):
 
 def read_submission(path, id_map, genes):
     """A submission's values as float32 (rows in id_map order, columns in `genes` order)."""
-    columns = _read(path, _csv_header)
+    columns = read_checked(path, _csv_header)
     _require_columns(columns, schemas.SUBMISSION.required, path)
     check_same_genes(schemas.gene_columns(columns), genes, path, "de_train.parquet")
-    table = _read(path, lambda p: np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, quotechar='"'))  # 3x pandas
+    table = read_checked(path, lambda p: np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, quotechar='"'))  # 3x pandas
     if table.shape[1] != len(columns):
         raise UserError(f"{path}: its rows have {table.shape[1]} fields but its header names {len(columns)} "
                         "columns; write it again")
@@ -300,10 +317,6 @@ def read_submission(path, id_map, genes):
     if not np.isfinite(values).all():
         raise UserError(f"{path}: {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")
     return values
-
-
-def submission_path(submissions_dir, stage):
-    return Path(submissions_dir) / f"{stage}_submission.csv"
 
 
 def interval_paths(submission):
@@ -330,7 +343,7 @@ def write_with_intervals(submission, id_map, genes, values, bounds):
 
 def read_uncertainty(path):
     """An uncertainty file (schemas.UNCERTAINTY): (the frame, its one level)."""
-    frame = _read(path, pd.read_csv)
+    frame = read_checked(path, pd.read_csv)
     _require_columns(frame.columns, schemas.UNCERTAINTY.required, path)
     levels = frame["level"].unique()
     if len(levels) != 1 or not 0 < float(levels[0]) < 1:
@@ -339,22 +352,13 @@ def read_uncertainty(path):
     return frame.astype({column: str for column in schemas.PAIR}), float(levels[0])
 
 
-def prediction_path(submissions_dir, stage):
-    """Where `predict --output-format h5ad` writes (the benchmark's prediction format)."""
-    return Path(submissions_dir) / f"{stage}_prediction.h5ad"
-
-
-def pseudolabel_rows(stage, submissions_dir, id_map, genes):
-    """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
-    if stage not in defaults.PSEUDOLABEL_SOURCE:
-        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
-    source = defaults.PSEUDOLABEL_SOURCE[stage]
-    path = submission_path(submissions_dir, source)
-    if not path.is_file():
-        raise UserError(f"{stage} trains on {source}'s predictions, but {path} does not exist; run "
-                        f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
-    values = read_submission(path, id_map, genes)
-    return pd.concat([id_map[schemas.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
+def read_csv_table(path):
+    """(the non-gene columns, the genes, their float64 values) of a CSV table of one row per pair. pandas'
+    C parser, the whole file at once: half the memory of pyarrow's, and half the time of its own default
+    (low_memory), which parses 18,211 columns in pieces and glues each back together."""
+    frame = read_checked(path, lambda csv: pd.read_csv(csv, low_memory=False))
+    genes = schemas.gene_columns(frame.columns)
+    return frame[frame.columns.difference(genes, sort=False)], genes, frame[genes].to_numpy(np.float64)
 
 
 def write_submission(path, ids, genes, values):

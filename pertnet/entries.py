@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from numbers import Integral, Real
 from pathlib import Path
 
-from pertnet import UserError, defaults
+from pertnet import defaults
+from pertnet.errors import UserError
 from pertnet.architectures import FAMILIES, HIDDEN_FIELDS
 from pertnet.files import write_text
 

@@ -2,31 +2,22 @@
 returns the estimator, what fitting learnt in attributes ending in `_`.
 
 Everything that trains goes through it: the commands (pertnet/pipeline.py, which add files,
-resumption and locks around it), cross-validation and tuning (pertnet/crossval.py, one estimator
-per fold) and the benchmark method (through the pipeline). `pertnet.fit` and `pertnet.load` are its
-doors for a notebook (`pertnet.cross_validate`, pertnet/evaluation.py, a third).
+resumption and locks around it), cross-validation and tuning (pertnet/crossval.py: one estimator
+per fold, the folds of a group fitted side by side by `fit_side_by_side`) and the benchmark method
+(through the pipeline). `pertnet.fit` and `pertnet.load` are its doors for a notebook
+(`pertnet.cross_validate`, pertnet/crossval.py, a third).
 
     model = PertNet("stage_1", reps=2).fit(de_train)      # a DataFrame, or an AnnData
     prediction = model.predict(id_map)                     # a DataFrame: id, cell_type, sm_name, genes
     model.save("models")                                   # what `python -m predict` reads
 """
 from pathlib import Path
-from typing import NamedTuple
 
-import pandas as pd
-
-from pertnet import UserError, bundle, data, defaults, intervals, schemas
+from pertnet import bundle, data, defaults, intervals, outputs, schemas
+from pertnet.errors import UserError
 from pertnet.entries import Entry, departure, stage_entries
 from pertnet.stage import Stage, encode
-
-
-class IntervalPrediction(NamedTuple):
-    """`PertNet.predict(..., interval=q)`: DataFrames of id, cell_type, sm_name, then the genes (prediction,
-    lower, upper), and of id, cell_type, sm_name, uncertainty (each pair's expected row RMSE)."""
-    prediction: pd.DataFrame
-    lower: pd.DataFrame
-    upper: pd.DataFrame
-    uncertainty: pd.DataFrame
+from pertnet.stage import fit_side_by_side as fit_entries_side_by_side
 
 
 class PertNet:
@@ -55,10 +46,14 @@ class PertNet:
         AnnData whose obs has cell_type and sm_name). `pairs` (id_map-shaped: cell_type, sm_name, and
         optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
         train, dataset_id = data.training_data(data_, self.layer)
-        genes = schemas.gene_columns(train.columns)
-        training_set = encode(train, genes, self.seed, self.pseudolabels(train, pairs))
+        training_set = self.training_set(train, self.pseudolabels(train, pairs))
         training_set["dataset_id"] = dataset_id or ""
         return self.start(training_set).train(training_set)
+
+    def training_set(self, train, pseudolabels=None):
+        """The encoded training set (`pertnet.stage.encode`) of validated training rows and pseudolabel rows:
+        what `start` and `train` take."""
+        return encode(train, schemas.gene_columns(train.columns), self.seed, pseudolabels)
 
     def pseudolabels(self, train, pairs):
         """stage_2's pseudolabel rows: its source stage (fitted on `train`, validated training rows, and
@@ -87,6 +82,18 @@ class PertNet:
         self.stage_.fit(training_set, self.seed, self.log, status, on_fitted)
         return self
 
+    def encode_pairs(self, pairs, source):
+        """The label codes of `pairs` (cell_type, sm_name) against the fitted vocabulary; `source` names them
+        in the message where a label is unknown."""
+        return self.stage_.encode_pairs(pairs.cell_type, pairs.sm_name, source=source)
+
+    def entry_prediction(self, entry, inputs):
+        """One fitted entry's prediction of label codes and its variance over reps (`Stage.entry_prediction`);
+        the entry's weights are let go, as cross-validation asks of it entry by entry."""
+        prediction = self.stage_.entry_prediction(entry, inputs, with_variance=True)
+        del self.stage_.weights[entry.id]
+        return prediction
+
     def stage_entries(self):
         """The entries this estimator trains, typed and with reps / epochs applied."""
         if self.entries is None:
@@ -100,9 +107,9 @@ class PertNet:
         AnnData (obs cell_type, sm_name by id; layer `prediction`).
 
         interval: a coverage level (0.5 to 0.99) for bounds from `calibration_` (pertnet.cross_validate
-        makes it): an `IntervalPrediction` of DataFrames (prediction, lower, upper, uncertainty), or
+        makes it): an `outputs.IntervalPrediction` of DataFrames (prediction, lower, upper, uncertainty), or
         with as_anndata one AnnData that also has the layers lower and upper and obs uncertainty."""
-        pairs = pairs_frame(pairs)
+        pairs = data.pairs_frame(pairs)
         stage = self.stage_
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
         if interval is None:
@@ -113,18 +120,8 @@ class PertNet:
                 raise UserError("interval: this model has no calibration; run pertnet.cross_validate(model, data, "
                                 "pairs) on its training data first, or load a models folder with calibration.npz")
             values, bounds = self.calibration_.predict(stage, inputs, level, "the model's calibration")
-        if as_anndata:
-            from pertnet import h5ad
-
-            return h5ad.prediction(pairs, stage.genes, values, stage.dataset_id, bounds)
-
-        def table(values):
-            return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=stage.genes)], axis=1)
-
-        if bounds is None:
-            return table(values)
-        return IntervalPrediction(table(values), table(bounds.lower), table(bounds.upper),
-                                  pairs.reset_index(drop=True).assign(uncertainty=bounds.uncertainty))
+        fmt = outputs.FORMATS[outputs.BENCHMARK if as_anndata else outputs.SUBMISSION]
+        return fmt.build(pairs, stage.genes, values, stage.dataset_id, bounds)
 
     def save(self, models_dir):
         """Write the fitted stage as models_dir/<stage>/, the bundles `python -m predict --models-dir
@@ -159,16 +156,12 @@ class PertNet:
             print(line, flush=True)
 
 
-def pairs_frame(pairs):
-    """Pairs to predict as id_map's columns (ids 0, 1, ... where it has none), validated as id_map.csv is."""
-    if hasattr(pairs, "obs"):  # an AnnData: its obs
-        pairs = pairs.obs
-    if not isinstance(pairs, pd.DataFrame):
-        raise UserError(f"the pairs to predict: expected a pandas DataFrame with columns cell_type and sm_name, "
-                        f"got {type(pairs).__name__}")
-    if "id" not in pairs.columns:
-        pairs = pairs.assign(id=range(len(pairs)))
-    return data.id_map_frame(pairs, "the pairs to predict")
+def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0):
+    """Fit one entry of several started estimators at once, each on its own training set: the folds of a
+    cross-validation (pertnet/crossval.py), as many training rows and labels each. Each gets what its own
+    `train` would give it, up to float rounding (`pertnet.stage.fit_side_by_side`)."""
+    fit_entries_side_by_side([model.stage_ for model in models], training_sets, [model.seed for model in models],
+                             entry, on_epoch, share)
 
 
 def fit(data_, stage="stage_1", *, layer=None, reps=None, epochs=None, seed=defaults.SEED, pairs=None, verbose=True):

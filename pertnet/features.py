@@ -3,7 +3,7 @@ import difflib
 
 import numpy as np
 
-from pertnet import UserError
+from pertnet.errors import UserError
 
 
 class Vocabulary:

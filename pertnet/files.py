@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError
+from pertnet.errors import UserError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -63,13 +63,3 @@ def require_writable(folder, option):
         raise UserError(f"{folder}: no permission to write in {existing}/; pass another {option} "
                         "or make it writable")
 
-
-def peak_memory_kb():
-    """This process's peak resident memory in kB (Linux's VmHWM in /proc/self/status), None elsewhere.
-
-    Not ru_maxrss: for a process started by a large one, Linux reports the larger parent's peak."""
-    try:
-        status = Path("/proc/self/status").read_text()
-    except OSError:
-        return None
-    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))

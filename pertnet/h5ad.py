@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from pertnet import UserError
+from pertnet.errors import UserError
 from pertnet.files import atomic_path
 
 DEFAULT_LAYER = "sign_log10_pval"

@@ -21,7 +21,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from pertnet import UserError, schemas
+from pertnet import schemas
+from pertnet.errors import UserError
 from pertnet.files import load_npz, save_npz
 
 LEVELS = np.round(np.arange(50, 100) / 100, 2)   # the levels a calibration keeps: 0.50 ... 0.99
@@ -217,27 +218,22 @@ def _beta_name(beta):
     return "inf" if np.isinf(beta) else f"{beta:g}"
 
 
-def level(text):
-    """--interval's value: a coverage level in [0.5, 0.99] (argparse's type)."""
+def level_problem(value):
+    """Why `value` is not a coverage level the calibration serves ("" where it is one)."""
     try:
-        value = float(text)
+        level = float(value)
     except (TypeError, ValueError):
-        value = -1.0
-    if not LEVELS[0] <= value <= LEVELS[-1]:
-        import argparse
-
-        raise argparse.ArgumentTypeError(f"must be a coverage level from {LEVELS[0]} to {LEVELS[-1]}, e.g. 0.9; got {text!r}")
-    return value
+        level = -1.0
+    return "" if LEVELS[0] <= level <= LEVELS[-1] else \
+        f"must be a coverage level from {LEVELS[0]} to {LEVELS[-1]}, e.g. 0.9; got {value!r}"
 
 
 def checked_level(value, name):
-    """`level` for the Python API: a UserError naming the argument."""
-    import argparse
-
-    try:
-        return level(value)
-    except argparse.ArgumentTypeError as error:
-        raise UserError(f"{name}: {error}") from None
+    """The coverage level `value` as a float, given as argument `name`; a UserError naming it where it is none."""
+    problem = level_problem(value)
+    if problem:
+        raise UserError(f"{name}: {problem}")
+    return float(value)
 
 
 # ---------------------------------------------------------------- measuring intervals against a truth

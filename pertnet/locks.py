@@ -13,7 +13,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from pertnet import UserError
+from pertnet.errors import UserError
 
 _held = {}  # lock file -> "exclusive" / "shared", the locks this process holds
 

@@ -13,7 +13,8 @@ import math
 import os
 from pathlib import Path
 
-from pertnet import UserError, architectures, defaults
+from pertnet import architectures, defaults
+from pertnet.errors import UserError
 
 FLOAT = 4               # bytes of a float32
 WEIGHT_COPIES = 6       # variable, Adam m and v, gradient, the initial and the final NumPy copies
@@ -34,13 +35,25 @@ def model_bytes(entry, rows, vocab_size):
                     + 2 * rows * entry.n_dim)
 
 
-def held_bytes():
-    """What this process holds now (Linux's VmRSS), 0 where it cannot be read."""
+def _status_bytes(field):
+    """A memory figure of this process from Linux's /proc/self/status (VmRSS: held now, VmHWM: the peak
+    so far), in bytes; None where it cannot be read. Not ru_maxrss: for a process started by a large
+    one, Linux reports the larger parent's peak."""
     try:
         status = Path("/proc/self/status").read_text()
     except OSError:
-        return 0
-    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        return None
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(f"{field}:")), None)
+
+
+def held_bytes():
+    """What this process holds now, 0 where it cannot be read."""
+    return _status_bytes("VmRSS") or 0
+
+
+def peak_bytes():
+    """This process's peak resident memory so far, None where it cannot be read."""
+    return _status_bytes("VmHWM")
 
 
 def machine_bytes():

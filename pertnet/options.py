@@ -3,7 +3,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from pertnet import defaults
+from pertnet import defaults, outputs
 from pertnet.entries import stage_entries
 
 
@@ -19,10 +19,11 @@ class Options:
     force: bool = False                       # retrain entries whose bundle is up to date
     train_file: Path = None                   # de_train.parquet or .h5ad (None: found in data_dir)
     layer: str = None                         # the h5ad layer of the targets (None: sign_log10_pval)
-    output_format: str = "csv"                # csv: <stage>_submission.csv; h5ad: <stage>_prediction.h5ad
+    output_format: str = outputs.SUBMISSION   # a row of pertnet/outputs.py: csv (the submission) or h5ad
     interval: float = None                    # --interval: also write bounds at this coverage level
     stages_file: Path = None                  # --stages: entries from this file (python -m tune's), not config.py
     stages: dict = None                       # the stage table (config.py's STAGES; None: pertnet/defaults.py)
+    demo: bool = False                        # data_dir holds the synthetic demo dataset, generated on first use
 
     def __post_init__(self):
         for name in ("data_dir", "models_dir", "submissions_dir", "train_file", "stages_file"):

@@ -9,11 +9,27 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import UserError, bundle, data, defaults, evaluation, intervals, locks, schemas, stopping
+from pertnet import (bundle, crossval, data, defaults, evaluation, intervals, locks, outputs, schemas, stopping,
+                     version)
+from pertnet.errors import UserError
 from pertnet.features import Vocabulary
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.estimator import PertNet
 from pertnet.stage import encode
+
+
+def generate_demo(options, log=print):
+    """With --demo: the synthetic demo dataset in the data folder, generated on first use (also as h5ad where
+    --train-file names an .h5ad file that is not there yet). What every command that reads data does first."""
+    if not options.demo:
+        return
+    folder, train_file = Path(options.data_dir), options.train_file
+    wants_h5ad = train_file is not None and data.is_h5ad(train_file) and not train_file.is_file()
+    if wants_h5ad or not (folder / data.TRAIN_FILE).is_file():
+        from pertnet import synthetic  # SciPy and h5py: loaded only where the demo is made
+
+        log(f"generating the synthetic demo dataset in {folder}/ ...")
+        synthetic.generate(folder, as_h5ad=wants_h5ad)
 
 
 def prepared_path(data_dir, stage):
@@ -68,7 +84,7 @@ def _prepare(options, train_path, from_h5ad, log):
     Vocabulary().fit(train.cell_type, train.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
 
-    pseudolabels = data.pseudolabel_rows(stage, options.submissions_dir, id_map, genes)
+    pseudolabels = outputs.pseudolabel_rows(stage, options.submissions_dir, id_map, genes)
     training_set = encode(train, genes, options.seed, pseudolabels)
     vocab = Vocabulary.from_labels(training_set["vocabulary"])
     out = prepared_path(data_dir, stage)
@@ -118,6 +134,8 @@ def _train(options, log):
         if not bundle.entry_dir(models_dir, stage_name, entry.id).exists():
             return False, ""
         why = (f"its bundle is incomplete: {problem}" if saved is None else "--force" if options.force
+               else f"its bundle was made by pertnet {saved.get('version', 'before 1.0.0')}, this is {version.VERSION}"
+               if saved.get("version") != version.VERSION
                else "its bundle was made from other inputs, hyperparameters or seed")
         return False, f"retraining ({why}); "
 
@@ -137,8 +155,9 @@ def predict(options, log=print):
     """Predict the id_map pairs with the stage's bundles and write the submission.
 
     Columns follow sample_submission.csv where the data folder has one, else the genes the
-    models were trained on (an h5ad training file's var_names). --output-format csv writes
-    <stage>_submission.csv, h5ad the benchmark's <stage>_prediction.h5ad.
+    models were trained on (an h5ad training file's var_names). --output-format names the file's
+    format (pertnet/outputs.py): csv writes <stage>_submission.csv, h5ad the benchmark's
+    <stage>_prediction.h5ad.
     """
     data.require_inputs(options.data_dir, (data.ID_MAP_FILE,))
     require_writable(options.submissions_dir, "--submissions-dir")
@@ -166,18 +185,9 @@ def _predict(options, log):
     position = {gene: i for i, gene in enumerate(stage.genes)}
     column = [position[gene] for gene in order]
     values, bounds = values[:, column], bounds and bounds.columns(column)
-    if options.output_format == "h5ad":
-        from pertnet import h5ad
-
-        out = h5ad.write_prediction(data.prediction_path(options.submissions_dir, stage_name), id_map, order,
-                                    values, stage.dataset_id, bounds)
-    else:
-        out = data.submission_path(options.submissions_dir, stage_name)
-        if bounds is not None:
-            data.write_with_intervals(out, id_map, order, values, bounds)
-        else:
-            _remove_stale_intervals(out, log)
-            data.write_submission(out, id_map["id"], order, values)
+    fmt = outputs.FORMATS[options.output_format]
+    out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order, values,
+                    stage.dataset_id, bounds, log)
     with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
@@ -201,15 +211,6 @@ def _calibrated(options):
     except UserError:
         return False
     return True
-
-
-def _remove_stale_intervals(submission, log):
-    """A submission written without --interval takes away the bounds of an earlier one beside it: they
-    belonged to other predictions, and `evaluate` would score them."""
-    for path in data.interval_paths(submission).values():
-        if path.is_file():
-            path.unlink()
-            log(f"removed {path}: it belonged to an earlier prediction (rerun with --interval for new bounds)")
 
 
 def _note_other_pairs(stage, inputs, id_map_path, log):
@@ -244,11 +245,11 @@ def _repro(options, log):
     train(options, log)  # which checks at its end
     if options.interval is not None and not _calibrated(options):
         log(f"[{options.stage}] calibrating the intervals: the stage's cross-validation (python -m evaluate --cv)")
-        evaluation.evaluate(evaluation.cross_validate(options, log=log), log=log)
+        evaluation.show(crossval.cross_validate(options, log=log), log=log)
         stopping.check()
     out = predict(options, log)
     truth = evaluation.truth_file(options.data_dir)
     if truth is not None:
-        evaluation.evaluate(evaluation.score_submission(out, truth, options.data_dir, options.stage,
+        evaluation.show(evaluation.score_submission(out, truth, options.data_dir, options.stage,
                                                         options.train_file, options.layer, log), log=log)
     return out

@@ -156,7 +156,10 @@ BUNDLE_ENTRY = Format("models/<stage>/model_<id>/entry.json", "one entry's bundl
     Field("vocab_size", "int", True, "labels the embedding knows"),
     Field("reps", "int", True, "rep files"),
     Field("run", "str", True, "the run fingerprint it was trained in (shared.npz's run)"),
-    Field("fingerprint", "str", True, "run + hyperparameters: a rerun skips the entry when it matches"),
+    Field("fingerprint", "str", True, "run + hyperparameters + package version: a rerun skips the entry when "
+                                       "it matches"),
+    Field("configuration", "str", False, "where its entry came from: config.py, a --stages file or pertnet.fit"),
+    Field("version", "str", False, "the package version that trained it (absent before 1.0.0's bundles kept it)"),
 ))
 
 # Columns that are never genes, in any table the package reads.

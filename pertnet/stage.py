@@ -1,7 +1,7 @@
 """A stage in memory: encode training rows, fit every entry, predict pairs. No files, no commands.
 
-The one layer that the commands (`pipeline`), cross-validation (`evaluation`) and the benchmark
-call to train and predict. `bundle` saves a `Stage` as models/<stage>/ and loads it back.
+What the estimator (pertnet/estimator.py) fits and predicts with; everything that trains reaches it
+through the estimator. `bundle` saves a `Stage` as models/<stage>/ and loads it back.
 
     training frame --encode--> training set (what data/prepared/<stage>.npz holds)
     training set --Stage.start--> vocabulary, SVD codec, clip bounds --fit--> each entry's rep weights
@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from pertnet import architectures, ensemble, memory, stopping
+from pertnet import architectures, ensemble, memory, stopping, version
 from pertnet.features import Vocabulary
 from pertnet.targets import SVDCodec, cap_n_dim, n_dim_limit
 
@@ -80,8 +80,9 @@ class Stage:
                    pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:])
 
     def entry_fingerprint(self, entry):
-        """What one entry's weights were made from: the run's fingerprint and its hyperparameters."""
-        return hashlib.sha256(json.dumps([self.run, entry.as_dict()], sort_keys=True).encode()).hexdigest()
+        """What one entry's weights were made from: the run's fingerprint, its hyperparameters and the package's
+        version (an upgrade retrains rather than mixing models of two versions in one stage)."""
+        return hashlib.sha256(json.dumps([self.run, entry.as_dict(), version.VERSION], sort_keys=True).encode()).hexdigest()
 
     def fit(self, training_set, seed, log=print, status=lambda entry: (False, ""),
             on_fitted=lambda entry, weights: None):

@@ -11,7 +11,7 @@ once, so a user can still cut a slow clean-up short.
 import contextlib
 import signal
 
-from pertnet import Interrupted
+from pertnet.errors import Interrupted
 
 # Ctrl-C; docker stop, Kubernetes, Slurm and a plain kill; a terminal closing under the run
 # (unless the run was started with `nohup`, which asks for SIGHUP to be ignored).

@@ -14,8 +14,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pertnet import architectures, nets, stopping
-from pertnet.files import peak_memory_kb
+from pertnet import architectures, memory, nets, stopping
 
 tf.get_logger().setLevel("ERROR")  # each entry traces its own loop, by design: no "retracing" warnings
 
@@ -163,8 +162,8 @@ class Progress:
     @staticmethod
     def peak_memory():
         """', peak memory X GB' of this process so far, or '' where it cannot be read."""
-        kilobytes = peak_memory_kb()
-        return "" if kilobytes is None else f", peak memory {kilobytes / 2 ** 20:.2f} GB"
+        peak = memory.peak_bytes()
+        return "" if peak is None else f", peak memory {peak / memory.GB:.2f} GB"
 
     def epoch_callback(self, label, entry, flops):
         every = max(1, entry.epochs // 5)

@@ -9,6 +9,8 @@ every trial's CV trains with the same seeds (trials compare fairly). The best re
 as a stages file (config.py's form) that --stages gives to train, predict, repro and evaluate.
 """
 import dataclasses
+import hashlib
+import json
 import os
 import socket
 import time
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from pertnet import UserError, defaults, memory, metrics, stopping
+from pertnet import defaults, memory, metrics, plots, stopping
+from pertnet.errors import UserError
 from pertnet.architectures import FAMILIES
 from pertnet.crossval import CrossValidation
 from pertnet.entries import read_stages, stage_entries, write_stages
@@ -97,8 +100,8 @@ def storage_url(url, tuning_dir):
 
 def open_study(url, shown, name, attrs, seed):
     """The study `name` in the storage at `url`, created if new, with the starting configuration
-    (attrs["start"]) as its trial 0; one made for another entry, search space or fixed values is
-    refused (its trials would not compare)."""
+    (attrs["start"]) as its trial 0; one made for other data, another entry, search space or fixed
+    values is refused (its trials would not compare)."""
     from sqlalchemy.engine import make_url
 
     if url.startswith("sqlite:///"):
@@ -123,12 +126,17 @@ def open_study(url, shown, name, attrs, seed):
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=pruner)
     _await_first_trial(study, attrs["start"])
-    differ = [key for key, value in study.user_attrs.items() if attrs.get(key) != value]
+    differ = [key for key in sorted(set(attrs) | set(study.user_attrs)) if attrs.get(key) != study.user_attrs.get(key)]
     if differ:
         raise UserError(f"study {name!r} in {shown} was made for another {', '.join(differ)} "
-                        f"({', '.join(f'{k}={study.user_attrs[k]}' for k in differ)}); "
+                        f"({', '.join(f'{k}={_shown_attr(study.user_attrs.get(k))}' for k in differ)}); "
                         "give this search another --study name")
     return study
+
+
+def _shown_attr(value):
+    """A study attribute in a message: a data digest shortened as the study names show it."""
+    return value[:8] if isinstance(value, str) and len(value) == 64 else value
 
 
 def _await_first_trial(study, start, seconds=30):
@@ -162,7 +170,9 @@ def _rdb_storage(url, attempts=5):
 class Search:
     """What a study is asked for, besides the stage (`python -m tune`'s options)."""
     trials: int                  # trials to add
-    study: str = None            # its name (default <stage>-entry-<id>, or <stage>-weights)
+    study: str = None            # its name (default <stage>-entry-<id>-<data>, or <stage>-weights-<data>-<entries>:
+                                 # 8 hex digits of the data's digest, CrossValidation.data_digest, and of the
+                                 # entries' hyperparameters)
     storage: str = None          # a database URL (default: an SQLite file, tuning_dir/optuna.db)
     tuning_dir: Path = Path("tuning")  # studies, results and cached out-of-fold predictions
     out: Path = None             # the stages file of the best result (default tuning_dir/<study>.json)
@@ -179,16 +189,16 @@ def tune_entry(options, entry_id, search, log=print):
     """Add `search.trials` trials to the study of entry `entry_id`; write the best entry into `search.out`."""
     (base,) = stage_entries(options.stage, ids=[entry_id], stages_file=options.stages_file)  # as configured
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
-    name, trials = search.name(f"{options.stage}-entry-{entry_id}"), search.trials
     url, shown = storage_url(search.storage, search.tuning_dir)
     cv = CrossValidation.from_files(options, log)  # reads and checks the data before anything is written
+    name, trials = search.name(f"{options.stage}-entry-{entry_id}-{cv.data_digest[:8]}"), search.trials
     (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
     space = search_space(base, fixed, cv.n_dim_limit())
     start = {name: getattr(base, name) for name in space}
     study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
                                               space={k: list(v) for k, v in space.items()}, fixed=fixed,
-                                              start=start), options.seed)
-    log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}; searching "
+                                              start=start, data=cv.data_digest), options.seed)
+    log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}; searching "
         f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
 
     labels = len(set(cv.train.cell_type) | set(cv.train.sm_name))  # the embedding's rows, for the memory check
@@ -226,14 +236,17 @@ def tune_weights(options, search, log=print):
     `search.out`."""
     entries = options.entries()
     start = {f"weight_{e.id}": e.weight for e in entries}
-    name, trials = search.name(f"{options.stage}-weights"), search.trials
     url, shown = storage_url(search.storage, search.tuning_dir)
     cv = CrossValidation.from_files(options, log)
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
-    study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=[e.id for e in entries],
-                                              seed=options.seed, fixed=fixed, start=start), options.seed)
+    networks = [{k: v for k, v in e.as_dict().items() if k != "weight"} for e in entries]  # what the weights weigh
+    networks_digest = hashlib.sha256(json.dumps(networks, sort_keys=True).encode()).hexdigest()
+    name, trials = search.name(f"{options.stage}-weights-{cv.data_digest[:8]}-{networks_digest[:8]}"), search.trials
+    study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=networks,
+                                              seed=options.seed, fixed=fixed, start=start, data=cv.data_digest),
+                       options.seed)
     folds = cv.out_of_fold(entries, search.tuning_dir, log)
-    log(f"[tune {name}] {shown}: {_finished(study)} trial(s) so far; adding {trials}")
+    log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}")
 
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
@@ -320,24 +333,5 @@ def _write_result(path, stages, study, plot_path, log):
     write_stages(path, stages)
     log(f"best -> {path} (use it with --stages {path})")
     if plot_path:
-        plot_history(plot_path, study)
+        plots.history(plot_path, study)
         log(f"plot -> {plot_path}")
-
-
-def plot_history(path, study):
-    """The optimisation history: each complete trial's CV MRRMSE and the best so far, as a PNG."""
-    from pertnet.evaluation import pyplot
-    from pertnet.files import atomic_path
-
-    plt = pyplot()
-    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    figure, axes = plt.subplots(figsize=(8, 5))
-    axes.scatter([t.number for t in complete], [t.value for t in complete], s=16, label="trial")
-    axes.step([t.number for t in complete], np.minimum.accumulate([t.value for t in complete]), where="post",
-              color="k", label="best so far")
-    axes.set(xlabel="trial", ylabel="CV MRRMSE", title=f"study {study.study_name}")
-    axes.legend()
-    figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
-    plt.close(figure)

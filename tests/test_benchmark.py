@@ -9,11 +9,12 @@ import pytest
 
 from benchmark_api import METHOD, problems
 from conftest import ROOT, TINY_GENES, run_cli
-from pertnet import benchmark, cli, defaults, evaluation, intervals, synthetic
+from pertnet import benchmark, cli, defaults, evaluation, synthetic
 from pertnet.entries import stage_entries
+from pertnet.options import Options
 
-OWN_ARGUMENTS = {"--stage": "string", "--epochs": "integer", "--interval": "double"}  # pertnet's additions
-PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer", intervals.level: "double"}
+OWN_ARGUMENTS = {"--stage": "string", "--stages": "file", "--epochs": "integer", "--interval": "double"}  # pertnet's additions
+PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer", cli.coverage_level: "double"}
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +73,11 @@ def test_viash_arguments_become_the_same_command_line():
 
 
 def test_only_a_reps_count_other_than_the_configured_one_departs():
-    assert benchmark._departing_reps("stage_2", 10) is None  # what the benchmark passes by default
-    assert benchmark._departing_reps("simple", 1) is None
-    assert benchmark._departing_reps("simple", 10) == 10
-    assert benchmark._departing_reps("stage_2", 2) == 2
-    assert benchmark._departing_reps("stage_2", None) is None
+    assert benchmark._departing_reps(Options("stage_2"), 10) is None  # what the benchmark passes by default
+    assert benchmark._departing_reps(Options("simple"), 1) is None
+    assert benchmark._departing_reps(Options("simple"), 10) == 10
+    assert benchmark._departing_reps(Options("stage_2"), 2) == 2
+    assert benchmark._departing_reps(Options("stage_2"), None) is None
 
 
 def check_prediction(path, h5ad_data):

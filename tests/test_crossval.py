@@ -1,9 +1,9 @@
-"""The CV folds come from the data's design (pertnet/crossval.py): the author's rule on any cell types,
+"""The CV folds come from the data's design (pertnet/folds.py): the author's rule on any cell types,
 the compound-group fallback where it gives fewer than two folds, and a one-line error below that."""
 import pandas as pd
 import pytest
 
-from pertnet import UserError, crossval, synthetic, tuning
+from pertnet import UserError, folds, synthetic, tuning
 from pertnet.entries import stage_entries
 
 CELL_LINES = ["HepG2", "K562", "A549", "MCF7"]
@@ -27,7 +27,7 @@ def assert_predictable(train, scheme):
 def test_another_screen_gets_the_authors_rule_on_its_own_cell_types():
     train, id_map = screen(test_cell_types=2, test_compounds=10)  # A549 and MCF7 lack compounds 21-30
     assert len(train) == 100 and len(id_map) == 20
-    scheme = crossval.design_scheme(train, id_map, "de_train")
+    scheme = folds.design_scheme(train, id_map, "de_train")
     assert scheme.name == "cell_type" and not scheme.notes
     assert [name for name, _ in scheme.folds] == ["HepG2", "K562"]  # sorted, the test cell types left out
     for name, held_out in scheme.folds:
@@ -40,8 +40,8 @@ def test_another_screen_gets_the_authors_rule_on_its_own_cell_types():
 def test_when_every_cell_type_has_pairs_to_predict_the_compounds_are_grouped():
     train, id_map = screen(scattered=20)
     assert set(id_map.cell_type) == set(CELL_LINES)
-    scheme = crossval.design_scheme(train, id_map, "de_train")
-    assert scheme.name == "compound_groups" and len(scheme.folds) == crossval.COMPOUND_GROUPS
+    scheme = folds.design_scheme(train, id_map, "de_train")
+    assert scheme.name == "compound_groups" and len(scheme.folds) == folds.COMPOUND_GROUPS
     assert "gives 0 usable fold(s)" in scheme.reason
     groups = [set(train[held_out].sm_name) for _, held_out in scheme.folds]
     assert sum(map(len, groups)) == len(set().union(*groups))  # each compound in one group
@@ -53,20 +53,20 @@ def test_when_every_cell_type_has_pairs_to_predict_the_compounds_are_grouped():
 def test_a_fold_whose_rows_would_lose_their_labels_is_skipped_with_a_note():
     train, id_map = screen(["T1", "T2", "T3", "X", "Y"], 6, test_cell_types=2, test_compounds=2)  # X, Y lack 5-6
     train = train[(train.cell_type != "T3") | train.sm_name.isin(["compound 05", "compound 06"])]
-    scheme = crossval.design_scheme(train.reset_index(drop=True), id_map, "de_train")
+    scheme = folds.design_scheme(train.reset_index(drop=True), id_map, "de_train")
     # T3 measured compounds 5 and 6 only: holding its rows out would leave T3 unseen in training
     assert scheme.name == "cell_type" and [name for name, _ in scheme.folds] == ["T1", "T2"]
     assert len(scheme.notes) == 1 and scheme.notes[0].startswith("no fold T3: none of its 2 row(s)")
 
     only_in_t1 = train[(train.cell_type == "T2") & train.sm_name.isin(["compound 05", "compound 06"])].index
-    scheme = crossval.design_scheme(train.drop(only_in_t1).reset_index(drop=True), id_map, "de_train")
+    scheme = folds.design_scheme(train.drop(only_in_t1).reset_index(drop=True), id_map, "de_train")
     assert scheme.name == "compound_groups" and "it gives 1 usable fold(s); no fold T3" in scheme.reason
 
 
 def test_below_two_folds_is_a_one_line_error_naming_the_minimum():
     train = pd.DataFrame({"cell_type": ["A", "B"], "sm_name": ["x", "y"]})
     with pytest.raises(UserError, match=r"^de_train: cross-validation needs at least 2 folds") as error:
-        crossval.design_scheme(train, pd.DataFrame({"cell_type": ["A"], "sm_name": ["y"]}), "de_train")
+        folds.design_scheme(train, pd.DataFrame({"cell_type": ["A"], "sm_name": ["y"]}), "de_train")
     assert "\n" not in str(error.value)
 
 

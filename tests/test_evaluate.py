@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, cli, crossval, data, evaluation, schemas
+from pertnet import UserError, cli, crossval, data, estimator, evaluation, folds, schemas
 from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
@@ -16,12 +16,11 @@ T_AND_NK = ["NK cells", "T cells CD4+", "T cells CD8+", "T regulatory cells"]  #
 def test_cv_folds_hold_out_each_t_and_nk_cell_types_test_compounds():
     pairs = pd.read_csv(PAIRS)
     train, test = pairs[pairs.split == "train"].reset_index(drop=True), pairs[pairs.split == "test"]
-    scheme = crossval.design_scheme(train[schemas.PAIR], test, "de_train")  # the rule, fed the competition's design
-    folds = scheme.folds
+    scheme = folds.design_scheme(train[schemas.PAIR], test, "de_train")  # the rule, fed the competition's design
     assert scheme.name == "cell_type" and not scheme.notes
-    assert [cell_type for cell_type, _ in folds] == T_AND_NK
+    assert [cell_type for cell_type, _ in scheme.folds] == T_AND_NK
     test_compounds = set(test.sm_name)  # the compounds whose B / Myeloid profiles are the test
-    for cell_type, held_out in folds:
+    for cell_type, held_out in scheme.folds:
         held = train[held_out]
         expected = train[(train.cell_type == cell_type) & train.sm_name.isin(test_compounds)]
         assert sorted(map(tuple, held[schemas.PAIR].values)) == sorted(map(tuple, expected[schemas.PAIR].values))
@@ -132,20 +131,20 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
     write_submission(tiny_data, submissions / "stage_1_submission.csv")  # stands in for stage_1's
     captured = []
 
-    encode = crossval.encode
+    encode = estimator.encode
 
     def first_fold_only(*args):
         captured.append(encode(*args))
         raise KeyError("stop after the first fold")
 
-    monkeypatch.setattr(crossval, "encode", first_fold_only)
+    monkeypatch.setattr(estimator, "encode", first_fold_only)
     with pytest.raises(KeyError, match="first fold"):
-        evaluation.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
+        crossval.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
     labels = captured[0]["vocabulary"]
     training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
     train = pd.read_parquet(tiny_data / data.TRAIN_FILE)
-    held_out = train[crossval.design_scheme(train[schemas.PAIR], id_map, "de_train").folds[0][1]]
+    held_out = train[folds.design_scheme(train[schemas.PAIR], id_map, "de_train").folds[0][1]]
     assert len(training_pairs) == len(captured[0]["train_inputs"]) == len(train) - len(held_out) + len(id_map)
     assert set(map(tuple, id_map[schemas.PAIR].values)) <= training_pairs
     assert not set(map(tuple, held_out[schemas.PAIR].values)) & training_pairs

@@ -23,7 +23,8 @@ import config
 import predict
 import repro
 from conftest import ROOT, dirs, run_cli
-from pertnet import architectures, cli, data, pipeline, training
+import pertnet
+from pertnet import architectures, cli, outputs, pipeline, training, version
 from pertnet.options import Options
 
 QUICK = ["--reps", "2", "--epochs", "2"]
@@ -69,7 +70,7 @@ def stop_after_saves(folder, sig, saves=1):
 
 
 def submissions(folder):
-    return {stage: data.submission_path(folder / "submissions", stage).read_bytes() for stage in SUBMISSIONS}
+    return {stage: outputs.path(folder / "submissions", stage).read_bytes() for stage in SUBMISSIONS}
 
 
 def uninterrupted_run(folder):
@@ -133,7 +134,7 @@ def test_same_seed_gives_byte_identical_submissions_in_every_stage(runs):
 def test_another_seed_gives_another_submission(runs, tmp_path, tiny_source):
     folder = copy_data(tiny_source, tmp_path)
     assert cli.run(repro.main, ["--stage", "simple", *QUICK, "--seed", "7", *map(str, dirs(folder, folder / "data"))]) == 0
-    assert submissions(runs[0])["simple"] != data.submission_path(folder / "submissions", "simple").read_bytes()
+    assert submissions(runs[0])["simple"] != outputs.path(folder / "submissions", "simple").read_bytes()
 
 
 def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path, tiny_data, monkeypatch):
@@ -170,13 +171,18 @@ def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path,
     assert "entry 6 (5/7): retraining (its bundle is incomplete: rep_0.npz is damaged (BadZipFile))" in log
     assert "entry 8 (7/7): retraining (its bundle is incomplete: rep_1.npz is damaged (" in log
     assert "trained 2 entries (4 model-reps), skipped 5 already saved" in log
+    # after an upgrade every entry retrains, and says why: no stage mixes models of two versions
+    monkeypatch.setattr(version, "VERSION", "99.0.0")
+    log = train(reps=2, epochs=1, seed=7)
+    assert log.count(f"retraining (its bundle was made by pertnet {pertnet.__version__}, this is 99.0.0)") == 7
+    assert "trained 7 entries (14 model-reps), skipped 0 already saved" in log
 
 
 def test_stage_2_trains_on_stage_1s_predictions_as_pseudolabels(runs):
     run_a = runs[0]
     prepared = pipeline.load_prepared(run_a / "data", "stage_2")
     assert len(prepared["train_inputs"]) == 614 + 255
-    stage_1 = pd.read_csv(data.submission_path(run_a / "submissions", "stage_1"))
+    stage_1 = pd.read_csv(outputs.path(run_a / "submissions", "stage_1"))
     id_map = pd.read_csv(run_a / "data" / "id_map.csv")
     labels, genes = list(prepared["vocabulary"]), list(prepared["genes"])
     for row in (0, 200):  # a B-cell and a Myeloid pair
@@ -190,12 +196,12 @@ def test_predict_needs_no_training_data(runs, tmp_path):
     shutil.copytree(runs[0], folder)
     (folder / "data" / "de_train.parquet").unlink()
     shutil.rmtree(folder / "data" / "prepared")
-    before = data.submission_path(folder / "submissions", "stage_2").read_bytes()
-    data.submission_path(folder / "submissions", "stage_2").unlink()
+    before = outputs.path(folder / "submissions", "stage_2").read_bytes()
+    outputs.path(folder / "submissions", "stage_2").unlink()
     options = ["--stage", "stage_2", *map(str, dirs(folder, folder / "data"))]
     assert cli.run(predict.main, options) == 2  # the bundles came from stages.json, not config.py
     assert cli.run(predict.main, [*options, "--stages", str(folder / "stages.json")]) == 0
-    assert data.submission_path(folder / "submissions", "stage_2").read_bytes() == before
+    assert outputs.path(folder / "submissions", "stage_2").read_bytes() == before
 
 
 def test_stage_2_on_pairs_it_had_no_pseudolabels_for_says_so(runs, tmp_path, capsys):

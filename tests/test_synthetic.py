@@ -8,6 +8,7 @@ from scipy.stats import norm
 
 from benchmark_api import FORMATS, problems
 from pertnet import synthetic
+from pertnet.synthetic.__main__ import main as synthetic_command
 
 N_GENES = 200
 FILES = ["de_train.parquet", "de_test.parquet", "id_map.csv", "sample_submission.csv"]
@@ -103,7 +104,7 @@ def test_structure_is_learnable(data_dir):
 
 
 def test_cli_writes_and_reports(tmp_path, capsys):
-    assert synthetic.main(["--out", str(tmp_path), "--genes", "50", "--seed", "3", "--stats", str(tmp_path)]) == 0
+    assert synthetic_command(["--out", str(tmp_path), "--genes", "50", "--seed", "3", "--stats", str(tmp_path)]) == 0
     assert "test_mrrmse_compound_mean" in capsys.readouterr().out
     assert len(pd.read_parquet(tmp_path / "de_train.parquet").columns) == len(synthetic.META) + 50
 

@@ -15,7 +15,6 @@ are potent: several times stronger and spread over all factors, so their rows
 are large and broad, as in the real data.
 """
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from pertnet import h5ad, schemas
 from pertnet.files import atomic_path
 from pertnet.metrics import mrrmse
 
-RESOURCES = Path(__file__).parent / "resources"
+RESOURCES = Path(__file__).parent.parent / "resources"
 META = [name for name in schemas.DE_TRAIN.names if name != "split"]  # the competition's de_train metadata
 
 # Calibrated so the training rows look like the real de_train (see `stats`).
@@ -125,12 +124,6 @@ def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
     return features.astype(np.float32) @ loadings.astype(np.float32) + NOISE_SD * noise
 
 
-def _write_atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, so readers never see half a file."""
-    with atomic_path(path) as tmp:
-        write(tmp)
-
-
 def _write_parquet(path, meta: pd.DataFrame, values: np.ndarray, genes: list[str]) -> None:
     """Metadata columns then one float64 column per gene, built in arrow directly:
     going through a pandas frame of 18k columns takes several seconds."""
@@ -201,15 +194,15 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
     z = _z_scores(compounds, both, n_genes, np.random.default_rng(seed))
     values = signed_log10_p(z)
     n_train = len(train)
-    _write_atomic(out_dir / "de_train.parquet",
-                  lambda p: _write_parquet(p, meta.iloc[:n_train], values[:n_train], genes))
-    _write_atomic(out_dir / "de_test.parquet",
-                  lambda p: _write_parquet(p, meta.iloc[n_train:], values[n_train:], genes))
+    for name, rows in (("de_train.parquet", slice(0, n_train)), ("de_test.parquet", slice(n_train, None))):
+        with atomic_path(out_dir / name) as tmp:
+            _write_parquet(tmp, meta.iloc[rows], values[rows], genes)
     if as_h5ad:
         _write_h5ad(out_dir, meta, z, values, n_train, genes, seed)
-    _write_atomic(out_dir / "id_map.csv", lambda p: id_map.to_csv(p, index=False))
-    _write_atomic(out_dir / "sample_submission.csv",
-                  lambda p: _write_zero_submission(p, id_map["id"], genes))
+    with atomic_path(out_dir / "id_map.csv") as tmp:
+        id_map.to_csv(tmp, index=False)
+    with atomic_path(out_dir / "sample_submission.csv") as tmp:
+        _write_zero_submission(tmp, id_map["id"], genes)
 
 
 def _write_h5ad(out_dir, meta: pd.DataFrame, z: np.ndarray, values: np.ndarray, n_train: int,
@@ -293,68 +286,3 @@ def stats(out_dir) -> dict:
         "test_mrrmse_compound_mean": mrrmse(by_compound, truth),
         "test_mrrmse_compound_mean_plus_cell_offset": mrrmse(with_offset, truth),
     }
-
-
-def _labels(text: str, kind: str) -> list[str]:
-    """--cell-types / --compounds: a count of made-up names, or the names themselves, comma-separated."""
-    if text.strip().isdigit():
-        count = int(text)
-        return [f"{kind} {i:0{len(str(count))}d}" for i in range(1, count + 1)]
-    names = [name.strip() for name in text.split(",")]
-    if "" in names or len(set(names)) < len(names):
-        raise argparse.ArgumentTypeError(f"give a count or distinct comma-separated names, got {text!r}")
-    return names
-
-
-def _screen(args, parser) -> tuple:
-    """The design --cell-types, --compounds and what they hold out ask for, checked."""
-    cell_types = args.cell_types or _labels("4", "cell type")
-    compounds = args.compounds or _labels("30", "compound")
-    test_compounds = len(compounds) // 3 if args.test_compounds is None else args.test_compounds
-    if args.scattered:
-        if args.scattered > len(cell_types) * len(compounds) - max(len(cell_types), len(compounds)):
-            parser.error(f"--scattered {args.scattered} leaves some cell type or compound without a training row")
-    elif not (0 < args.test_cell_types < len(cell_types) and 0 < test_compounds < len(compounds)):
-        parser.error(f"--test-cell-types must be 1..{len(cell_types) - 1} and --test-compounds "
-                     f"1..{len(compounds) - 1}: the pairs to predict need their labels in training rows")
-    return screen_design(cell_types, compounds, args.test_cell_types, test_compounds, args.scattered, args.seed)
-
-
-def main(argv=None) -> int:
-    from pertnet import cli  # the commands' option parser: one-line errors
-
-    parser = cli.Parser(False, prog="python -m pertnet.synthetic", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", help="folder to write the synthetic dataset into")
-    parser.add_argument("--genes", type=cli.positive_int, default=18211)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--h5ad", action="store_true", help="also write de_train.h5ad and de_test.h5ad")
-    parser.add_argument("--stats", metavar="DIR", help="print statistics of a generated dataset")
-    screen = parser.add_argument_group("another design (default: the competition's cell types, compounds and pairs)")
-    screen.add_argument("--cell-types", type=lambda text: _labels(text, "cell type"), metavar="N|NAMES",
-                        help="a screen of these cell types: a count (made-up names) or comma-separated names (default 4)")
-    screen.add_argument("--compounds", type=lambda text: _labels(text, "compound"), metavar="N|NAMES",
-                        help="its compounds, likewise (default 30)")
-    screen.add_argument("--test-cell-types", type=cli.positive_int, default=2, metavar="K",
-                        help="pairs to predict: the last K cell types' rows (default 2) ...")
-    screen.add_argument("--test-compounds", type=cli.positive_int, metavar="M",
-                        help="... of the last M compounds (default a third of them), as in the competition")
-    screen.add_argument("--scattered", type=cli.positive_int, metavar="P",
-                        help="instead, P pairs to predict drawn at random over all cell types")
-    args = parser.parse_args(argv)
-    if not args.out and not args.stats:
-        parser.error("give --out DIR and/or --stats DIR")
-    design_options = (args.cell_types, args.compounds, args.test_compounds, args.scattered)
-    is_screen = any(option is not None for option in design_options) or args.test_cell_types != 2
-    if args.out:
-        generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad,
-                 design=_screen(args, parser) if is_screen else None)
-    if args.stats:
-        for name, value in stats(args.stats).items():
-            print(f"{name:45s} {value:.4f}" if isinstance(value, float) else f"{name:45s} {value}")
-    return 0
-
-
-if __name__ == "__main__":
-    from pertnet import cli
-
-    raise SystemExit(cli.run(main))

@@ -1,0 +1,142 @@
+"""The formats a prediction is written in, one row each: the file a stage's prediction goes to, how it is
+written, read back and built in memory, and where its bounds are.
+
+`python -m predict --output-format` offers the rows' names, the pipeline writes through them, `evaluate`
+reads a submission by its suffix, the estimator builds its in-memory result through them and the
+benchmark command asks for the h5ad row. Another format (zarr, parquet) is another row.
+"""
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import pandas as pd
+
+from pertnet import data, defaults, schemas
+from pertnet.errors import UserError
+
+
+class IntervalPrediction(NamedTuple):
+    """A prediction with bounds in memory: DataFrames of id, cell_type, sm_name, then the genes (prediction,
+    lower, upper), and of id, cell_type, sm_name, uncertainty (each pair's expected row RMSE)."""
+    prediction: pd.DataFrame
+    lower: pd.DataFrame
+    upper: pd.DataFrame
+    uncertainty: pd.DataFrame
+
+
+class StoredBounds(NamedTuple):
+    """The bounds stored with a prediction file: where each bound's values are ((file, h5ad layer or None)),
+    each pair's uncertainty score (id, cell_type, sm_name, uncertainty) and the coverage level."""
+    lower: tuple
+    upper: tuple
+    uncertainty: pd.DataFrame
+    level: float
+
+
+class OutputFormat(NamedTuple):
+    name: str
+    suffix: str
+    file_name: Callable   # stage -> the file `predict` writes in the submissions folder
+    write: Callable       # (path, id_map, genes, values, dataset_id, bounds, log) -> path
+    read: Callable        # (path, layer) -> (the non-gene columns, the genes, their values)
+    build: Callable       # (pairs, genes, values, dataset_id, bounds) -> the estimator's in-memory result
+    bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
+
+
+# ---------------------------------------------------------------- csv: the competition's submission
+
+def _write_csv(path, id_map, genes, values, dataset_id, bounds, log):
+    if bounds is not None:
+        return data.write_with_intervals(path, id_map, genes, values, bounds)
+    for stale in data.interval_paths(path).values():  # bounds of an earlier prediction: evaluate would score them
+        if stale.is_file():
+            stale.unlink()
+            log(f"removed {stale}: it belonged to an earlier prediction (rerun with --interval for new bounds)")
+    return data.write_submission(path, id_map["id"], genes, values)
+
+
+def _read_csv(path, layer=None):
+    return data.read_csv_table(path)
+
+
+def _build_frame(pairs, genes, values, dataset_id, bounds):
+    def table(values):
+        return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
+
+    if bounds is None:
+        return table(values)
+    return IntervalPrediction(table(values), table(bounds.lower), table(bounds.upper),
+                              pairs.reset_index(drop=True).assign(uncertainty=bounds.uncertainty))
+
+
+def _csv_bounds(path):
+    paths = data.interval_paths(path)
+    present = [kind for kind, file in paths.items() if file.is_file()]
+    if not present:
+        return None
+    if len(present) < len(paths):
+        missing = ", ".join(str(file) for kind, file in paths.items() if kind not in present)
+        raise UserError(f"{path}: its interval files are incomplete (no {missing}); rerun "
+                        "`python -m predict --interval LEVEL` to write all three")
+    scores, level = data.read_uncertainty(paths["uncertainty"])
+    return StoredBounds((paths["lower"], None), (paths["upper"], None), scores, level)
+
+
+# ---------------------------------------------------------------- h5ad: the Open Problems benchmark's prediction
+
+def _write_h5ad(path, id_map, genes, values, dataset_id, bounds, log):
+    from pertnet import h5ad
+
+    return h5ad.write_prediction(path, id_map, genes, values, dataset_id, bounds)
+
+
+def _read_h5ad(path, layer=None):
+    from pertnet import h5ad
+
+    obs, genes, values, _ = h5ad.read_observations(path, layer)
+    return obs, genes, values
+
+
+def _build_anndata(pairs, genes, values, dataset_id, bounds):
+    from pertnet import h5ad
+
+    return h5ad.prediction(pairs, genes, values, dataset_id, bounds)
+
+
+def _h5ad_bounds(path):
+    from pertnet import h5ad
+
+    fields = h5ad.read_interval_fields(path)
+    return None if fields is None else StoredBounds((path, "lower"), (path, "upper"), *fields)
+
+
+FORMATS = {
+    "csv": OutputFormat("csv", ".csv", lambda stage: f"{stage}_submission.csv", _write_csv, _read_csv,
+                        _build_frame, _csv_bounds),
+    "h5ad": OutputFormat("h5ad", ".h5ad", lambda stage: f"{stage}_prediction.h5ad", _write_h5ad, _read_h5ad,
+                         _build_anndata, _h5ad_bounds),
+}
+SUBMISSION = "csv"   # the competition's format: what `predict` writes by default, and stage_2's pseudolabel source
+BENCHMARK = "h5ad"   # the Open Problems benchmark's prediction file
+
+
+def path(submissions_dir, stage, name=SUBMISSION):
+    """Where `predict --output-format name` writes the stage's prediction."""
+    return Path(submissions_dir) / FORMATS[name].file_name(stage)
+
+
+def of_file(file):
+    """The format of a prediction file, by its suffix; None for another suffix."""
+    return next((fmt for fmt in FORMATS.values() if Path(file).suffix == fmt.suffix), None)
+
+
+def pseudolabel_rows(stage, submissions_dir, id_map, genes):
+    """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
+    if stage not in defaults.PSEUDOLABEL_SOURCE:
+        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
+    source = defaults.PSEUDOLABEL_SOURCE[stage]
+    file = path(submissions_dir, source)
+    if not file.is_file():
+        raise UserError(f"{stage} trains on {source}'s predictions, but {file} does not exist; run "
+                        f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
+    values = data.read_submission(file, id_map, genes)
+    return pd.concat([id_map[schemas.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)

@@ -1,0 +1,87 @@
+"""The report of an evaluation: the model beside four baselines, every metric of pertnet/metrics.py overall
+and by cell type, as a table and as JSON (docs/evaluate.md has the schema). In cross-validation the
+overall score is the mean over folds and repeats of each fold's mean over its rows."""
+import json
+
+import numpy as np
+
+from pertnet import intervals, metrics, schemas
+from pertnet.errors import UserError
+from pertnet.files import write_text
+
+
+def baselines(train, pairs, genes, source):
+    """Each baseline's prediction of `pairs` from the training rows `train`."""
+    for column in schemas.PAIR:
+        unknown = sorted(set(pairs[column]) - set(train[column]))
+        if unknown:
+            raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
+                            "predict their pairs; score pairs whose cell type and compound occur in training")
+    return {key: function(train, pairs, genes) for key, (_, function) in metrics.BASELINES.items()}
+
+
+def label(key, report):
+    return report["model_name"] if key == "model" else metrics.BASELINES[key][0]
+
+
+def _mean_over_groups(row_values, groups):
+    """Per metric: the mean over groups of each group's mean over its rows."""
+    names = np.unique(groups)
+    return {metric: float(np.mean([values[groups == g].mean() for g in names]))
+            for metric, values in row_values.items()}
+
+
+def build_report(model_name, predictions, truth, cell_types, groups=None, **context):
+    """(report, per-row scores). predictions: {"model" or baseline key: (rows, genes)}."""
+    cell_types = np.asarray(cell_types)
+    groups = np.zeros(len(truth)) if groups is None else np.asarray(groups)
+    rows = metrics.row_scores(predictions, truth)
+    scores = {}
+    for key, row_values in rows.items():
+        by_cell_type = {cell_type: _mean_over_groups({m: v[cell_types == cell_type] for m, v in row_values.items()},
+                                                     groups[cell_types == cell_type])
+                        for cell_type in sorted(set(cell_types))}
+        overall = _mean_over_groups(row_values, groups)
+        scores[key] = dict(overall=overall, by_cell_type=by_cell_type,
+                           benchmark={metrics.BENCHMARK_IDS[m]: value for m, value in overall.items()})
+    report = dict(context, model_name=model_name, rows=int(len(truth)), genes=int(truth.shape[1]),
+                  metrics=list(metrics.METRICS), benchmark_metric_ids=metrics.BENCHMARK_IDS, scores=scores,
+                  best_baseline=None, improvement=None)
+    baseline_keys = [key for key in scores if key != "model"]
+    if baseline_keys:
+        best = min(baseline_keys, key=lambda k: scores[k]["overall"]["mrrmse"])
+        model, reference = scores["model"]["overall"]["mrrmse"], scores[best]["overall"]["mrrmse"]
+        report.update(best_baseline=best, improvement=dict(
+            mrrmse=reference - model, percent=100 * (reference - model) / reference if reference else 0.0))
+    return report, rows
+
+
+def format_report(report):
+    """The report as the table printed on stdout."""
+    scores, names = report["scores"], {key: label(key, report) for key in report["scores"]}
+    width = max(len(n) for n in names.values()) + 2
+    lines = [f"\n{report['title']}", f"  {'':<{width}}" + "".join(f"{m:>10}" for m in metrics.METRICS)]
+    for key, name in names.items():
+        lines.append(f"  {name:<{width}}" + "".join(f"{scores[key]['overall'][m]:>10.4f}" for m in metrics.METRICS))
+    if report["best_baseline"]:
+        gain = report["improvement"]
+        lines.append(f"  {report['model_name']} improves MRRMSE by {gain['mrrmse']:.4f} ({gain['percent']:.1f}%) "
+                     f"on the best {names[report['best_baseline']]}")
+    if "intervals" in report:
+        lines.append(intervals.format_calibration(report["intervals"]))
+    if report.get("coverage"):
+        lines.append(intervals.format_coverage(report["coverage"]))
+    cell_types = list(scores["model"]["by_cell_type"])
+    if len(cell_types) > 1:
+        short = {key: ("model" if key == "model" else key) for key in scores}
+        lines.append(f"  MRRMSE by cell type:\n  {'':<20}" + "".join(f"{short[k]:>16}" for k in scores))
+        for cell_type in cell_types:
+            lines.append(f"  {cell_type:<20}" + "".join(
+                f"{scores[k]['by_cell_type'][cell_type]['mrrmse']:>16.4f}" for k in scores))
+    return "\n".join(lines)
+
+
+def write_json(path, report):
+    write_text(path, json.dumps(report, indent=1) + "\n")
+
+
