@@ -48,22 +48,6 @@ def row_rmse(predictions, truth):
     return _rmse(*_pair(predictions, truth))
 
 
-def row_mae(predictions, truth):
-    return _mae(*_pair(predictions, truth))
-
-
-def row_cosine(predictions, truth):
-    """Each row's cosine similarity; 0 where either row is all zeros."""
-    predictions, truth = _pair(predictions, truth)
-    return _cosine(predictions, truth, np.linalg.norm(truth, axis=1))
-
-
-def row_pearson(predictions, truth):
-    """Each row's Pearson correlation across genes; 0 where either row is constant."""
-    predictions, truth = _pair(predictions, truth)
-    return row_cosine(_centred(predictions), _centred(truth))
-
-
 def rank_rows(values):
     """Each row's ranks, 1 to n, ties sharing their average rank (scipy's rankdata(values, axis=1),
     without the 0.8 s scipy takes to import). A row that occurs several times is ranked once: the
@@ -86,18 +70,13 @@ def rank_rows(values):
     return ranks[which]
 
 
-def row_spearman(predictions, truth):
-    """Each row's Spearman correlation: Pearson of the ranks (ties get their average rank)."""
-    predictions, truth = _pair(predictions, truth)
-    return row_pearson(rank_rows(predictions), rank_rows(truth))
-
-
 def row_scores(predictions, truth, rows_at_once=32):
     """Every metric's per-row values for each of several predictions of one truth:
-    {key: {metric: (rows,)}} for predictions {key: (rows, genes)}. The row_* functions' operations,
-    so the same numbers, but a block of rows at a time, so that the temporaries of 18,211-gene rows
-    take megabytes, not hundreds of them; what depends on the truth alone (its ranks, centred rows,
-    row norms) is computed once per block."""
+    {key: {metric: (rows,)}} for predictions {key: (rows, genes)}. RMSE and MAE; Pearson as the cosine of
+    the centred rows, Spearman as the Pearson of the ranks (ties share their average rank), cosine
+    (0 where a row is constant or all zeros). A block of rows at a time, so that the temporaries of
+    18,211-gene rows take megabytes, not hundreds of them; what depends on the truth alone (its ranks,
+    centred rows, row norms) is computed once per block."""
     for predicted in predictions.values():
         _check(predicted, truth)
     blocks = []

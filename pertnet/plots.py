@@ -52,7 +52,7 @@ def errors(path, report, rows, predictions, truth, pairs, worst=6):
             chosen.append((row, name))
         if len(chosen) == worst:
             break
-    right.boxplot([predictions["model"][row] - truth[row] for row, _ in chosen], vert=False,
+    right.boxplot([predictions["model"][row] - truth[row] for row, _ in chosen], orientation="horizontal",
                   whis=(1, 99), showfliers=False)
     right.set_yticks(range(1, len(chosen) + 1), [name for _, name in chosen], fontsize=8)
     right.invert_yaxis()

@@ -57,7 +57,7 @@ SUBMISSION = Format("<stage>_submission.csv", "one row per id_map row, in id_map
                     genes="float predictions, in sample_submission order")
 
 H5AD_TRAIN = Format("de_train.h5ad / de_test.h5ad", "the benchmark's dataset: one observation per pair; pertnet reads "
-                   "obs, var and the one layer --layer (required below), the demo (pertnet/synthetic.py) writes every "
+                   "obs, var and the one layer --layer (required below), the demo (pertnet/synthetic/) writes every "
                    "field (all that the benchmark's specs require)", (
     Field("obs/cell_type", "str", True, "cell type"),
     Field("obs/sm_name", "str", True, "compound name"),

@@ -13,19 +13,6 @@ def test_stages_equal_the_original_numbers():
                 assert type(mine[key]) is type(value), (stage, mine["id"], key)
 
 
-def test_stage_shapes():
-    assert [e["id"] for e in config.STAGES["stage_1"]] == ["1", "2", "3", "5", "6", "7", "8"]
-    assert len(config.STAGES["stage_2"]) == 20
-    assert all(e["epochs"] == 200 and e["reps"] == 10 for e in config.STAGES["stage_2"])
-    assert all(e["architecture"] == int(e["id"][0]) for e in config.STAGES["stage_2"])
-    assert config.STAGES["simple"][0]["reps"] == 1 and config.STAGES["simple"][0]["epochs"] == 141
-
-
-def test_default_paths():
-    assert (config.DATA_DIR, config.MODELS_DIR, config.SUBMISSIONS_DIR) == (
-        Path("data"), Path("models"), Path("submissions"))
-
-
 def test_the_package_holds_the_table_and_config_py_overrides_it_for_the_commands(monkeypatch):
     """The stage table is written once (pertnet/defaults.py); a change in config.py reaches the
     commands and leaves the package's table as it is."""

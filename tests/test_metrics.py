@@ -14,7 +14,8 @@ PREDICTED = np.array([[2.0, 2.0, 2.0, 6.0],   # errors 1, 0, -1, 2
 def test_rmse_and_mae_by_hand():
     assert metrics.row_rmse(PREDICTED, TRUTH) == pytest.approx([np.sqrt(6 / 4), 1.0])
     assert metrics.mrrmse(PREDICTED, TRUTH) == pytest.approx((np.sqrt(1.5) + 1.0) / 2)
-    assert metrics.row_mae(PREDICTED, TRUTH) == pytest.approx([1.0, 1.0])
+    scores = metrics.row_scores({"model": PREDICTED}, TRUTH)["model"]
+    assert scores["mrrmse"] == pytest.approx([np.sqrt(6 / 4), 1.0]) and scores["mae"] == pytest.approx([1.0, 1.0])
 
 
 def test_correlations_by_hand():
@@ -24,17 +25,18 @@ def test_correlations_by_hand():
     # centred: (-0.5, -0.5, -0.5, 1.5) and (-1.5, -0.5, 0.5, 1.5)
     spearman = (0.75 + 0.25 - 0.25 + 2.25) / (np.sqrt(3) * np.sqrt(5))
     cosine = (2 + 4 + 6 + 24) / (np.sqrt(48) * np.sqrt(30))
-    assert metrics.row_pearson(PREDICTED, TRUTH)[0] == pytest.approx(pearson)
-    assert metrics.row_spearman(PREDICTED, TRUTH)[0] == pytest.approx(spearman)
-    assert metrics.row_cosine(PREDICTED, TRUTH)[0] == pytest.approx(cosine)
+    scores = metrics.row_scores({"model": PREDICTED}, TRUTH)["model"]
+    assert scores["pearson"][0] == pytest.approx(pearson)
+    assert scores["spearman"][0] == pytest.approx(spearman)
+    assert scores["cosine"][0] == pytest.approx(cosine)
 
 
 def test_a_zero_variance_row_scores_zero_on_the_correlations():
     scores = metrics.row_scores({"model": PREDICTED}, TRUTH)["model"]  # row 1: the truth is constant (all zeros)
     assert scores["pearson"][1] == scores["spearman"][1] == scores["cosine"][1] == 0.0
-    constant_prediction = np.array([[5.0, 5.0, 5.0, 5.0]])
-    assert metrics.row_pearson(constant_prediction, TRUTH[:1]) == pytest.approx([0.0])
-    assert metrics.row_cosine(constant_prediction, TRUTH[:1]) > 0.5  # not centred: not zero
+    constant = metrics.row_scores({"model": np.array([[5.0, 5.0, 5.0, 5.0]])}, TRUTH[:1])["model"]
+    assert constant["pearson"] == pytest.approx([0.0]) and constant["spearman"] == pytest.approx([0.0])
+    assert constant["cosine"] > 0.5  # not centred: not zero
 
 
 def test_identical_inputs_are_perfect():
@@ -48,7 +50,7 @@ def test_nan_predictions_and_shape_mismatches_are_errors():
     with pytest.raises(ValueError, match="NaN"):
         metrics.row_rmse(np.array([[np.nan, 1.0]]), np.array([[0.0, 1.0]]))
     with pytest.raises(ValueError, match="same"):
-        metrics.row_mae(np.zeros((2, 3)), np.zeros((2, 4)))
+        metrics.row_rmse(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="same"):  # row_scores works a block of rows at a time: checked whole
         metrics.row_scores({"model": np.zeros((40, 3))}, np.zeros((2, 3)))
 
@@ -63,18 +65,26 @@ def test_ranks_match_scipys_with_ties_and_repeated_rows():
         assert np.array_equal(metrics.rank_rows(layout), rankdata(values, axis=1))
 
 
-def test_row_scores_are_the_row_functions_numbers():
+def test_row_scores_block_by_block_match_scipy_on_every_row():
+    """70 rows (3 blocks of 32) in the layout evaluation reads, a baseline that repeats one row: each row's
+    Pearson and Spearman as SciPy computes them, RMSE, MAE and cosine by their definitions."""
+    from scipy.stats import pearsonr, spearmanr
+
     rng = np.random.default_rng(1)
-    truth = np.asfortranarray(rng.normal(size=(70, 50)))  # 3 blocks of rows; the layout evaluation reads
+    truth = np.asfortranarray(np.round(rng.normal(size=(70, 50)), 1))  # ties, for the ranks
     predictions = {"model": np.asfortranarray(truth + rng.normal(size=truth.shape)),
                    "baseline": np.tile(rng.normal(size=50).astype(np.float32), (70, 1))}
-    functions = dict(mrrmse=metrics.row_rmse, mae=metrics.row_mae, pearson=metrics.row_pearson,
-                     spearman=metrics.row_spearman, cosine=metrics.row_cosine)
     scores = metrics.row_scores(predictions, truth)
     for key, predicted in predictions.items():
         assert list(scores[key]) == list(metrics.METRICS)
-        for name, function in functions.items():
-            assert np.array_equal(scores[key][name], function(predicted, truth)), (key, name)
+        predicted = predicted.astype(np.float64)
+        expected = dict(mrrmse=np.sqrt(((predicted - truth) ** 2).mean(axis=1)), mae=np.abs(predicted - truth).mean(axis=1),
+                        pearson=[pearsonr(p, t)[0] for p, t in zip(predicted, truth)],
+                        spearman=[spearmanr(p, t)[0] for p, t in zip(predicted, truth)],
+                        cosine=(predicted * truth).sum(axis=1) / np.linalg.norm(predicted, axis=1)
+                        / np.linalg.norm(truth, axis=1))
+        for name, values in expected.items():
+            assert scores[key][name] == pytest.approx(values, rel=1e-9, abs=1e-12), (key, name)
 
 
 def test_baselines():

@@ -212,7 +212,7 @@ def test_another_dataset_gets_its_own_study_and_stages_file(tmp_path, one_screen
         outs[name] = capsys.readouterr().out
     assert all("0 trial(s) so far; adding 1" in out for out in outs.values())
     for name, folder in one_screen_two_designs.items():
-        assert f", data " in outs[name] and f"({folder / 'de_train.parquet'}: 80 rows x {TINY_GENES} genes; " in outs[name]
+        assert ", data " in outs[name] and f"({folder / 'de_train.parquet'}: 80 rows x {TINY_GENES} genes; " in outs[name]
     storage = f"sqlite:///{tmp_path / 'tuning' / 'optuna.db'}"
     names = sorted(optuna.get_all_study_names(storage))
     assert len(names) == 2 and all(name.startswith("stage_1-entry-1-") for name in names)
