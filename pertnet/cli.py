@@ -114,9 +114,8 @@ def options(args):
                    submissions_dir=args.submissions_dir, seed=args.seed, reps=getattr(args, "reps", None),
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
-                   output_format=getattr(args, "output_format", outputs.SUBMISSION), interval=getattr(args, "interval", None),
-                   stages_file=_stages_file(args),
-                   stages=args.config.STAGES)
+                   output_format=getattr(args, "output_format", outputs.SUBMISSION),
+                   interval=getattr(args, "interval", None), stages_file=_stages_file(args), stages=args.config.STAGES)
 
 
 def _stages_file(args):

@@ -165,7 +165,8 @@ class CrossValidation:
         for left, group, group_flops in zip(range(len(groups), 0, -1), groups, flops):
             log(f"[cv] {len(group.folds)} folds side by side, {group.rows} training rows each: "
                 f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group.folds)}")
-            models = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once) for fold in group.folds]
+            models = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once)
+                      for fold in group.folds]
             training_sets = [model.training_set(split[fold][0], self.pseudolabels)
                              for model, fold in zip(models, group.folds)]
             for model, training_set in zip(models, training_sets):
@@ -175,8 +176,8 @@ class CrossValidation:
             means, kept = [model.stage_.ensemble() for model in models], [([], []) for _ in group.folds]
             for entry in models[0].stage_.entries:  # as the data allows them (n_dim): the same in every fold of a group
                 label = f"[cv] entry {entry.id} ({len(group.folds)} folds x {entry.reps} reps)"
-                fit_side_by_side(models, training_sets, entry, progress.epoch_callback(label, entry, group_flops[entry.id]),
-                                 share=1 / left)
+                on_epoch = progress.epoch_callback(label, entry, group_flops[entry.id])
+                fit_side_by_side(models, training_sets, entry, on_epoch, share=1 / left)
                 progress.done += group_flops[entry.id]
                 for number, (model, x) in enumerate(zip(models, inputs)):
                     prediction, variance = model.entry_prediction(entry, x)

@@ -17,7 +17,7 @@ from pertnet import bundle, data, defaults, intervals, outputs, schemas
 from pertnet.errors import UserError
 from pertnet.entries import Entry, departure, stage_entries
 from pertnet.stage import Stage, encode
-from pertnet.stage import fit_side_by_side as fit_entries_side_by_side
+from pertnet.stage import fit_stages_side_by_side
 
 
 class PertNet:
@@ -159,9 +159,9 @@ class PertNet:
 def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0):
     """Fit one entry of several started estimators at once, each on its own training set: the folds of a
     cross-validation (pertnet/crossval.py), as many training rows and labels each. Each gets what its own
-    `train` would give it, up to float rounding (`pertnet.stage.fit_side_by_side`)."""
-    fit_entries_side_by_side([model.stage_ for model in models], training_sets, [model.seed for model in models],
-                             entry, on_epoch, share)
+    `train` would give it, up to float rounding (`pertnet.stage.fit_stages_side_by_side`)."""
+    fit_stages_side_by_side([model.stage_ for model in models], training_sets, [model.seed for model in models],
+                            entry, on_epoch, share)
 
 
 def fit(data_, stage="stage_1", *, layer=None, reps=None, epochs=None, seed=defaults.SEED, pairs=None, verbose=True):

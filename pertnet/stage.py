@@ -159,7 +159,7 @@ class Stage:
         return ensemble.Ensemble(self.clip_low, self.clip_high)
 
 
-def fit_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0):
+def fit_stages_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0):
     """Train `entry` for several stages at once: stages of as many training rows and labels (the
     folds of a cross-validation), every stage's reps side by side in one stack, each on its own
     rows. Each stage gets what its own `fit` would give it, up to float rounding; one traced
