@@ -40,7 +40,7 @@ def main(argv=None):
         submission = args.submission or outputs.path(args.submissions_dir, args.stage)
         truth = args.truth or evaluation.truth_file(data_dir) or Path(data_dir) / evaluation.TRUTH_FILES[0]
         result = evaluation.score_submission(submission, truth, data_dir, args.stage or submission.stem,
-                                             args.train_file, args.layer)
+                                             args.train_file, args.layer, labels=evaluation.label_columns(options))
     evaluation.show(result, args.json, args.plot)
 
 

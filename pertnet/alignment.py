@@ -3,37 +3,43 @@ id_map; genes by name. What `python -m evaluate` scores (pertnet/evaluation.py).
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from pertnet import data, outputs, schemas
 from pertnet.errors import UserError
+from pertnet.labels import Labels
 
 
-def read_table(path, role, layer=None):
+def read_table(path, role, layer=None, labels=Labels()):
     """(the non-gene columns as a frame, the genes, their values) of a prediction file (pertnet/outputs.py's
     formats, by suffix) or a parquet table. layer: an h5ad's layer (default: `prediction` in a prediction
     file, else sign_log10_pval)."""
     fmt = outputs.of_file(path)
     try:
         if fmt is None and Path(path).suffix == ".parquet":
-            return data.read_parquet(path)
-        return (fmt or outputs.FORMATS[outputs.SUBMISSION]).read(path, layer)
+            return data.read_parquet(path, labels)
+        return (fmt or outputs.FORMATS[outputs.SUBMISSION]).read(path, layer, labels)
     except (TypeError, ValueError):
         raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
 
 
-def _keyed(frame, path, id_map):
-    """The (narrow) frame with its (cell_type, sm_name) pairs, taken from id_map by id where it has none."""
-    if set(schemas.PAIR) <= set(frame.columns):
-        return frame.astype({column: str for column in schemas.PAIR})
+def _keyed(frame, path, id_map, labels):
+    """The (narrow) frame with its canonical (cell_type, sm_name) pairs (`Labels.pairs` of its label columns),
+    taken from id_map by id where it has no label columns."""
+    if set(labels.columns) <= set(frame.columns):
+        rest = frame.drop(columns=[c for c in {*labels.columns, *schemas.PAIR} if c in frame.columns])
+        return pd.concat([rest.reset_index(drop=True), labels.pairs(frame, path)], axis=1)
     if "id" not in frame.columns:
-        raise UserError(f"{path}: needs cell_type and sm_name columns, or an id column to align rows by")
+        raise UserError(f"{path}: needs the label columns {', '.join(labels.columns)}, or an id column to align "
+                        "rows by")
     if id_map is None:
         return frame
     unknown = sorted(set(frame["id"]) - set(id_map["id"]))
     if unknown:
         raise UserError(f"{path}: {len(unknown)} id(s) are not in id_map.csv (e.g. {unknown[:5]}); "
                         "use the id_map the file was written for (--data-dir)")
-    return frame.drop(columns=[c for c in schemas.PAIR if c in frame.columns]).merge(id_map, on="id", how="left")
+    return frame.drop(columns=[c for c in schemas.PAIR if c in frame.columns]).merge(id_map[["id", *schemas.PAIR]],
+                                                                                    on="id", how="left")
 
 
 def _finite(values, path, role):
@@ -48,15 +54,15 @@ def _finite(values, path, role):
     return values
 
 
-def align(submission_path, truth_path, id_map=None, layer=None, submission_layer=None):
+def align(submission_path, truth_path, id_map=None, layer=None, submission_layer=None, labels=Labels()):
     """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
     no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth, genes).
     layer: the truth's layer, where it is an h5ad file (submission_layer: the submission's). Only the
     narrow frames of row names are merged; the values are picked with index arrays."""
     tables = {}
     for role, path in (("submission", submission_path), ("truth", truth_path)):
-        frame, genes, values = read_table(path, role, layer if role == "truth" else submission_layer)
-        tables[role] = _keyed(frame, path, id_map), genes, values
+        frame, genes, values = read_table(path, role, layer if role == "truth" else submission_layer, labels)
+        tables[role] = _keyed(frame, path, id_map, labels), genes, values
     (submission, submission_genes, predicted), (truth, genes, true) = tables["submission"], tables["truth"]
     key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (submission, truth)) else ["id"]
     if key == ["id"] and not all("id" in f.columns for f in (submission, truth)):

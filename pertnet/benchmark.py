@@ -3,7 +3,7 @@
 It takes the benchmark's method arguments (copied in tests/benchmark_api/method_arguments.json; the viash
 component is pertnet/config.vsh.yaml), runs a stage end to end as `python -m repro` does (stage_2 runs
 stage_1 first) in a temporary folder, and writes the prediction h5ad at --output. --stage, --stages,
---epochs and --interval are pertnet's own additions. The stages are those the other commands train:
+--epochs, --interval, --cell_type_column and --perturbation_columns are pertnet's own additions. The stages are those the other commands train:
 the repository's config.py where it is importable (run from the repository's root, or with it on
 PYTHONPATH as the viash component is), else the package's (pertnet/defaults.py); or a --stages file.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pertnet import cli, data, defaults, outputs, pipeline
 from pertnet.errors import Interrupted, UserError
+from pertnet.labels import Labels
 from pertnet.entries import read_stages
 from pertnet.files import atomic_path, require_writable
 from pertnet.options import Options
@@ -40,6 +41,11 @@ def parser():
                         "default); another count departs from the original")
     p.add_argument("--stage", choices=defaults.STAGE_NAMES, default="stage_2",
                    help="the stage to run (default %(default)s, the method the benchmark runs)")
+    p.add_argument("--cell_type_column", default="cell_type",
+                   help="the de_train obs key and id_map column naming the cell type (default %(default)s)")
+    p.add_argument("--perturbation_columns", type=cli.column_list, default=("sm_name",), metavar="A,B",
+                   help="the obs keys and id_map columns naming the perturbation, e.g. sm_name,dose: each combination "
+                        "is one label (default sm_name)")
     p.add_argument("--stages", type=Path, metavar="FILE",
                    help="take the stages' entries from this file (what python -m tune writes) instead of config.py")
     p.add_argument("--epochs", type=cli.positive_int,
@@ -65,7 +71,8 @@ def main(argv=None):
         options = Options(stage=args.stage, data_dir=id_map.parent, models_dir=args.output_model or work / "models",
                           submissions_dir=work / "submissions", epochs=args.epochs, train_file=args.de_train,
                           layer=args.layer, output_format=outputs.BENCHMARK, interval=args.interval,
-                          stages_file=args.stages, stages=stages)
+                          stages_file=args.stages, stages=stages,
+                          labels=Labels(args.cell_type_column, args.perturbation_columns))
         options = options.replace(reps=_departing_reps(options, args.reps))
         try:
             prediction = pipeline.repro(options)

@@ -33,7 +33,17 @@ def save_shared(models_dir, stage):
     save_npz(stage_dir(models_dir, stage.name) / "shared.npz", genes=np.asarray(stage.genes, dtype=str),
              vocabulary=np.asarray(stage.vocabulary, dtype=str), clip_low=stage.clip_low, clip_high=stage.clip_high,
              components=stage.codec.components_, run=np.asarray(stage.run), dataset_id=np.asarray(stage.dataset_id),
-             pseudolabel_pairs=stage.pseudolabel_pairs)
+             pseudolabel_pairs=stage.pseudolabel_pairs, labels=np.asarray(stage.label_columns))
+
+
+def recorded_labels(models_dir, stage):
+    """The label columns a trained stage recorded (`pertnet.labels.Labels.as_json()`; "" for the competition's),
+    None where models_dir has no trained stage."""
+    path = stage_dir(models_dir, stage) / "shared.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as shared:  # reads the one array
+        return str(shared["labels"]) if "labels" in shared.files else ""
 
 
 def _retrain_hint(stage):
@@ -135,7 +145,8 @@ def load_stage(models_dir, name, entries, configuration="config.py"):
         trained.append(saved)
     return Stage(name, trained, shared["genes"], shared["vocabulary"], shared["clip_low"], shared["clip_high"],
                  SVDCodec.from_components(shared["components"]), str(shared["run"]),
-                 str(shared.get("dataset_id", "")), _RepWeights(models_dir, name), shared.get("pseudolabel_pairs"))
+                 str(shared.get("dataset_id", "")), _RepWeights(models_dir, name), shared.get("pseudolabel_pairs"),
+                 str(shared.get("labels", "")))
 
 
 def _entry(meta, models_dir, stage, entry_id):

@@ -10,6 +10,7 @@ from pertnet import intervals, outputs, stopping
 from pertnet.errors import UserError
 from pertnet.version import VERSION
 from pertnet.entries import read_stages
+from pertnet.labels import REPLICATES, Labels
 from pertnet.options import Options
 
 
@@ -44,6 +45,14 @@ def coverage_level(text):
     return float(text)
 
 
+def column_list(text):
+    """A comma-separated list of column names (--perturbation-columns, --ignore-columns)."""
+    names = [name.strip() for name in text.split(",")]
+    if "" in names:
+        raise argparse.ArgumentTypeError(f"give column names separated by commas, e.g. sm_name,dose; got {text!r}")
+    return tuple(names)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option is a UserError: one line on stderr (no usage block), exit code 2.
     Once the options are valid it loads TensorFlow (quietly), unless the command needs none:
@@ -70,7 +79,8 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
     """The options every entry module takes, with their defaults from `config` (the repository's config.py:
     paths, seed and the stage table); `entries` adds --stages; `training` --reps, --epochs and --force
     (`overrides` the first two alone);
-    `reads_training` --train-file and --layer; `writes_predictions` --output-format;
+    `reads_training` --train-file, --layer and the label options (pertnet/labels.py); `writes_predictions`
+    --output-format, --interval and the label columns;
     tensorflow=False for a command that never loads it (prepare_data, predict)."""
     p = Parser(tensorflow, description=description)
     p.set_defaults(config=config)
@@ -93,6 +103,18 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
         p.add_argument("--layer", default=None,
                        help="with an .h5ad training file: the layer holding the targets "
                             "(default sign_log10_pval; the benchmark scores clipped_sign_log10_pval)")
+    if reads_training or writes_predictions:
+        p.add_argument("--cell-type-column", metavar="NAME",
+                       help="the column (an h5ad's obs key) naming each row's cell type (default cell_type; "
+                            "predict: as the models recorded)")
+        p.add_argument("--perturbation-columns", type=column_list, metavar="A,B",
+                       help="the columns naming each row's perturbation, e.g. sm_name,dose: each combination is one "
+                            "label (default sm_name; predict: as the models recorded)")
+    if reads_training:
+        p.add_argument("--ignore-columns", type=column_list, metavar="A,B",
+                       help="columns of the training data that are neither labels nor genes: dropped")
+        p.add_argument("--replicates", choices=REPLICATES,
+                       help="mean: average the rows that repeat a label combination (default: refuse them)")
     if writes_predictions:
         p.add_argument("--output-format", choices=tuple(outputs.FORMATS), default=outputs.SUBMISSION,
                        help="csv: submissions/<stage>_submission.csv (default); h5ad: the benchmark's "
@@ -115,7 +137,19 @@ def options(args):
                    epochs=getattr(args, "epochs", None), force=getattr(args, "force", False),
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
                    output_format=getattr(args, "output_format", outputs.SUBMISSION),
-                   interval=getattr(args, "interval", None), stages_file=_stages_file(args), stages=args.config.STAGES)
+                   interval=getattr(args, "interval", None), stages_file=_stages_file(args), stages=args.config.STAGES,
+                   labels=labels(args))
+
+
+def labels(args):
+    """The label columns the options ask for (pertnet/labels.py), None where none is given."""
+    given = {name: getattr(args, name, None) for name in ("cell_type_column", "perturbation_columns",
+                                                          "ignore_columns", "replicates")}
+    if all(value is None for value in given.values()):
+        return None
+    default = Labels()
+    return Labels(given["cell_type_column"] or default.cell_type, given["perturbation_columns"] or default.perturbation,
+                  given["ignore_columns"] or (), given["replicates"])
 
 
 def _stages_file(args):

@@ -8,14 +8,14 @@ from pertnet.alignment import align
 from pertnet.errors import UserError
 
 
-def score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth):
+def score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth, labels):
     """The coverage report of the submission's bounds, None where it has none. pairs, predicted, truth:
     the submission as `alignment.align` matched it to the truth."""
     fmt = outputs.of_file(submission_path) or outputs.FORMATS[outputs.SUBMISSION]
     stored = fmt.bounds(submission_path)
     if stored is None:
         return None
-    lower, upper = (align(path, truth_path, id_map, layer, submission_layer)[1]
+    lower, upper = (align(path, truth_path, id_map, layer, submission_layer, labels)[1]
                     for path, submission_layer in (stored.lower, stored.upper))
     if (lower > upper).any():
         raise UserError(f"{stored.lower[0]}: {int((lower > upper).sum())} lower bound(s) above their upper bound; "

@@ -72,8 +72,8 @@ class CrossValidation:
         train_path = data.training_file(data_dir, options.train_file)
         data.require_inputs(data_dir, (data.ID_MAP_FILE,) if options.train_file
                             else (train_path.name, data.ID_MAP_FILE))
-        train = data.read_training(train_path, options.layer)[0]
-        id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
+        train = data.read_training(train_path, options.layer, options.label_columns())[0]
+        id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, options.label_columns())
         pseudolabels = outputs.pseudolabel_rows(options.stage, options.submissions_dir, id_map,
                                                 schemas.gene_columns(train.columns))
         return cls(train, id_map, pseudolabels, options.stage, options.seed, train_path, log)
@@ -214,9 +214,9 @@ def cross_validate_model(model, data_, pairs):
     `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
     --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score. What it learnt
     about the errors becomes `model.calibration_`, which `model.predict(..., interval=q)` uses."""
-    train = data.training_data(data_, model.layer)[0]
-    pairs = data.pairs_frame(pairs)
+    train = data.training_data(data_, model.layer, model.labels())[0]
     pseudolabels = model.pseudolabels(train, pairs)
+    pairs = data.pairs_frame(pairs, model.labels())
     if pseudolabels is None:
         pseudolabels = pd.DataFrame(columns=schemas.PAIR)
     cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model.log)

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from pertnet import schemas
 from pertnet.errors import UserError
 from pertnet.files import atomic_path
+from pertnet.labels import Labels
 
 TRAIN_FILE, ID_MAP_FILE, SAMPLE_FILE = "de_train.parquet", "id_map.csv", "sample_submission.csv"
 MIN_TRAINING_ROWS = 2  # the fewest rows anything can be learnt from (a fold of cross-validation too)
@@ -75,17 +76,19 @@ def _require_columns(present, columns, path):
                         f"columns {', '.join(columns)}: add or rename them")
 
 
-def _check_pairs(frame, path):
-    """Every row names its cell type and compound, and a pair no other row names."""
-    blank = frame[schemas.PAIR].isna().any(axis=1).to_numpy()
-    if blank.any():
-        raise UserError(f"{path}: {blank.sum()} row(s) have no cell_type or sm_name (e.g. rows "
-                        f"{np.flatnonzero(blank)[:5].tolist()}); fill or drop them")
+def _check_pairs(frame, path, labels, metadata=None):
+    """Every canonical pair (labels.pairs) once; a repeated one is an error naming it, and the column of
+    `metadata` (the file's other columns) that would tell the rows apart where one would."""
     duplicated = frame[frame.duplicated(schemas.PAIR, keep=False)][schemas.PAIR].drop_duplicates()
     if len(duplicated):
         shown = "; ".join(f"({c}, {s})" for c, s in duplicated.head(5).itertuples(index=False))
-        raise UserError(f"{path}: {len(duplicated)} (cell_type, sm_name) pair(s) occur more than once: "
-                        f"{shown}; keep one row per pair")
+        undeclared = labels.repeated_only_for(metadata, frame[schemas.PAIR]) if metadata is not None else []
+        fix = (f"they differ only in column {undeclared[0]}: declare it a label (--perturbation-columns "
+               f"{','.join([*labels.perturbation, str(undeclared[0])])})" if undeclared else "keep one row per pair")
+        if labels.replicates is None and metadata is not None:
+            fix += ", or average replicates (--replicates mean)"
+        raise UserError(f"{path}: {len(duplicated)} ({', '.join(labels.columns)}) combination(s) occur more than "
+                        f"once: {shown}; {fix}")
 
 
 def _check_numeric_genes(frame, genes, path):
@@ -101,7 +104,7 @@ def _check_numeric_genes(frame, genes, path):
         raise UserError(f"{path}: unknown non-numeric column(s) {', '.join(map(str, unknown[:5]))}"
                         f"{' and more' if len(unknown) > 5 else ''}; the metadata columns are "
                         f"{', '.join(schemas.DE_TRAIN.names)} and every other column must be a numeric gene column: "
-                        "drop or rename them")
+                        "declare them (--perturbation-columns, --cell-type-column) or drop them (--ignore-columns)")
     if text:
         gene = text[0]
         rows = np.flatnonzero(parsed[gene].isna() & frame[gene].notna())
@@ -111,7 +114,7 @@ def _check_numeric_genes(frame, genes, path):
                         f"column {gene} {found}; store the genes as numbers")
 
 
-def read_parquet(path, columns_at_once=2000):
+def read_parquet(path, labels=Labels(), columns_at_once=2000):
     """(the non-gene columns as a frame, the genes, their float64 values) of a parquet file. The genes go
     straight into one array, a few thousand columns at a time: pandas' read of all 18,211 at once takes
     three times the memory and twice the time. Text gene columns are an error that names them."""
@@ -119,7 +122,7 @@ def read_parquet(path, columns_at_once=2000):
     file = pq.ParquetFile(path)
     schema = file.schema_arrow
     index = (schema.pandas_metadata or {}).get("index_columns", [])  # a pandas index: not a gene
-    genes = schemas.gene_columns([name for name in schema.names if name not in index])
+    genes = labels.genes([name for name in schema.names if name not in index], path)
     text = [gene for gene in genes if not pa.types.is_integer(schema.field(gene).type)
             and not pa.types.is_floating(schema.field(gene).type)]
     if text:
@@ -134,25 +137,32 @@ def read_parquet(path, columns_at_once=2000):
     return file.read(columns=[name for name in schema.names if name not in gene_set]).to_pandas(), genes, values
 
 
-def read_de_train(path):
-    """de_train as a frame with validated metadata and finite float32 gene columns."""
-    frame, genes, values = read_parquet(path)
-    return _training(frame, genes, values, path)
+def read_de_train(path, labels=Labels()):
+    """de_train as a frame with validated labels and finite float32 gene columns."""
+    frame, genes, values = read_parquet(path, labels)
+    return _training(frame, genes, values, path, labels)
 
 
-def _training(frame, genes, values, path):
-    _require_columns([*frame.columns, *genes], schemas.DE_TRAIN.required, path)
+def _training(frame, genes, values, path, labels):
+    labels.require([*frame.columns, *genes], path)
     if not genes:
-        raise UserError(f"{path}: no gene columns (every column besides {', '.join(schemas.DE_TRAIN.names)} is a gene)")
-    return _validated(frame[schemas.PAIR], genes, values.astype(np.float32), path)
+        raise UserError(f"{path}: no gene columns (every column besides the labels ({', '.join(labels.columns)}), "
+                        f"{', '.join(schemas.DE_TRAIN.names[2:])} and --ignore-columns is a gene)")
+    return _validated(frame, genes, values.astype(np.float32), path, labels)
 
 
-def _validated(pairs, genes, values, path):
-    """The training frame (pairs, then float32 genes) once every pair is named once and every value is finite."""
+def _validated(metadata, genes, values, path, labels):
+    """The training frame (the canonical pairs, then float32 genes) of the rows' label columns (`metadata`, with
+    the file's other non-gene columns) and values, once every label combination is named once (or, with
+    --replicates mean, its rows averaged) and every value is finite."""
+    pairs = labels.pairs(metadata, path)
     if len(pairs) < MIN_TRAINING_ROWS:
         raise UserError(f"{path}: {len(pairs)} training row(s); the method needs at least {MIN_TRAINING_ROWS} "
-                        "(cell type, compound) rows to learn from: add rows")
-    _check_pairs(pairs, path)
+                        "(cell type, perturbation) rows to learn from: add rows")
+    if labels.replicates == "mean" and pairs.duplicated().any():
+        pairs, values = _mean_of_replicates(pairs, values, path)
+    else:
+        _check_pairs(pairs, path, labels, metadata.reset_index(drop=True))
     bad = ~np.isfinite(values)
     if bad.any():
         rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(bad))
@@ -168,6 +178,18 @@ def _validated(pairs, genes, values, path):
 # |sign(logFC) * log10(p)| <= 323.3: the smallest positive double is 4.9e-324. Beyond that a value is
 # not a signed log10 p-value at all (another unit, a sentinel, a broken export), and predictions follow it.
 SIGNED_LOG10_P_LIMIT = 324
+
+
+def _mean_of_replicates(pairs, values, path):
+    """One row per label combination, the mean of its rows (what a pseudobulk does), said in one line."""
+    groups = pairs.groupby(schemas.PAIR, sort=False).ngroup().to_numpy()
+    counts = np.bincount(groups)
+    means = np.zeros((len(counts), values.shape[1]), np.float64)
+    np.add.at(means, groups, values)
+    first = np.unique(groups, return_index=True)[1]
+    print(f"{path}: departing from the data as given: {int((counts > 1).sum())} label combination(s) repeat in "
+          f"{int(counts[counts > 1].sum())} rows; each is the mean of its rows (--replicates mean)", flush=True)
+    return pairs.iloc[first].reset_index(drop=True), (means / counts[:, None]).astype(np.float32)
 
 
 def _warn_of_extreme_values(pairs, genes, values, path):
@@ -195,66 +217,71 @@ def is_h5ad(path):
     return Path(path).suffix == ".h5ad"
 
 
-def read_training(path, layer=None):
+def read_training(path, layer=None, labels=Labels()):
     """(validated training frame, dataset_id or None) from de_train.parquet or a benchmark .h5ad.
 
     layer: the h5ad layer holding the targets (default sign_log10_pval); not used for parquet.
     """
     if not is_h5ad(path):
-        return read_de_train(path), None
+        return read_de_train(path, labels), None
     from pertnet import h5ad
 
     obs, genes, values, dataset_id = h5ad.read_observations(path, layer or h5ad.DEFAULT_LAYER)
-    return _from_observations(obs, genes, values, path), dataset_id
+    return _from_observations(obs, genes, values, path, labels), dataset_id
 
 
-def training_data(data, layer=None):
+def training_data(data, layer=None, labels=Labels()):
     """(validated training frame, dataset_id or None) from a de_train-shaped DataFrame or an AnnData in
-    memory (layer: as h5ad.observations chooses it), with the messages the files get."""
+    memory (layer: as h5ad.observations chooses it), with the messages the files get. A DataFrame's genes
+    are its columns that are neither labels nor declared metadata (`Labels.genes`)."""
     if isinstance(data, pd.DataFrame):
-        genes = schemas.gene_columns(data.columns)
+        genes = labels.genes(list(data.columns), "the training DataFrame")
         _check_numeric_genes(data, genes, "the training DataFrame")
-        return _training(data, genes, data[genes].to_numpy(np.float32), "the training DataFrame"), None
+        metadata = data[[c for c in data.columns if c not in set(genes)]]
+        return _training(metadata, genes, data[genes].to_numpy(np.float32), "the training DataFrame", labels), None
     if not hasattr(data, "obs") or not hasattr(data, "layers"):
         raise UserError(f"the training data: expected a pandas DataFrame or an AnnData, got {type(data).__name__}")
     from pertnet import h5ad
 
     obs, genes, values, dataset_id = h5ad.observations(data, layer, "the training AnnData")
-    return _from_observations(obs, genes, values, "the training AnnData"), dataset_id
+    return _from_observations(obs, genes, values, "the training AnnData", labels), dataset_id
 
 
-def _from_observations(obs, genes, values, path):
-    _require_columns(obs.columns, schemas.DE_TRAIN.required, f"{path} (obs)")
-    return _validated(obs[schemas.PAIR], genes, values, path)
+def _from_observations(obs, genes, values, path, labels):
+    labels.require(obs.columns, f"{path} (obs)", "its obs")
+    return _validated(obs, genes, values, path, labels)
 
 
-def read_id_map(path):
-    return id_map_frame(read_checked(path, pd.read_csv), path)
+def read_id_map(path, labels=Labels()):
+    return id_map_frame(read_checked(path, pd.read_csv), path, labels)
 
 
-def id_map_frame(frame, path):
-    """id_map's columns (id, cell_type, sm_name) once its ids are whole and distinct and its pairs named once."""
-    _require_columns(frame.columns, schemas.ID_MAP.required, path)
+def id_map_frame(frame, path, labels=Labels()):
+    """The pairs to predict: id, the canonical pair (cell_type, sm_name: `Labels.pairs`) and the label columns
+    as given (`Labels.with_given`), once the ids are whole and distinct and each label combination is named once."""
+    _require_columns(frame.columns, ["id"], path)
+    labels.require(frame.columns, path)
     if not pd.api.types.is_integer_dtype(frame["id"]):
         raise UserError(f"{path}: column id must hold whole numbers (found e.g. {frame['id'].tolist()[0]!r})")
     if frame["id"].duplicated().any():
         raise UserError(f"{path}: duplicate ids {sorted(frame['id'][frame['id'].duplicated()].unique().tolist())[:5]}; "
                         "each id must occur once")
-    _check_pairs(frame, path)
-    return frame[["id", *schemas.PAIR]].astype({"cell_type": str, "sm_name": str})
+    pairs = labels.pairs(frame, path)
+    _check_pairs(pairs, path, labels)
+    return labels.with_given(frame, pd.concat([frame["id"].reset_index(drop=True), pairs], axis=1))
 
 
-def pairs_frame(pairs):
-    """Pairs to predict given in memory (a DataFrame, or an AnnData's obs) as id_map's columns (ids 0, 1, ...
-    where it has none), validated as id_map.csv is."""
+def pairs_frame(pairs, labels=Labels()):
+    """Pairs to predict given in memory (a DataFrame, or an AnnData's obs) as `id_map_frame` makes them (ids 0,
+    1, ... where it has none), validated as id_map.csv is."""
     if hasattr(pairs, "obs"):  # an AnnData: its obs
         pairs = pairs.obs
     if not isinstance(pairs, pd.DataFrame):
-        raise UserError(f"the pairs to predict: expected a pandas DataFrame with columns cell_type and sm_name, "
+        raise UserError(f"the pairs to predict: expected a pandas DataFrame with columns {', '.join(labels.columns)}, "
                         f"got {type(pairs).__name__}")
     if "id" not in pairs.columns:
         pairs = pairs.assign(id=range(len(pairs)))
-    return id_map_frame(pairs, "the pairs to predict")
+    return id_map_frame(pairs, "the pairs to predict", labels)
 
 
 def read_gene_order(path, id_map=None, log=print):
@@ -303,7 +330,7 @@ def read_submission(path, id_map, genes):
     """A submission's values as float32 (rows in id_map order, columns in `genes` order)."""
     columns = read_checked(path, _csv_header)
     _require_columns(columns, schemas.SUBMISSION.required, path)
-    check_same_genes(schemas.gene_columns(columns), genes, path, "de_train.parquet")
+    check_same_genes([c for c in columns if c != "id"], genes, path, "de_train.parquet")
     table = read_checked(path, lambda p: np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, quotechar='"'))  # 3x pandas
     if table.shape[1] != len(columns):
         raise UserError(f"{path}: its rows have {table.shape[1]} fields but its header names {len(columns)} "
@@ -352,12 +379,12 @@ def read_uncertainty(path):
     return frame.astype({column: str for column in schemas.PAIR}), float(levels[0])
 
 
-def read_csv_table(path):
+def read_csv_table(path, labels=Labels()):
     """(the non-gene columns, the genes, their float64 values) of a CSV table of one row per pair. pandas'
     C parser, the whole file at once: half the memory of pyarrow's, and half the time of its own default
     (low_memory), which parses 18,211 columns in pieces and glues each back together."""
     frame = read_checked(path, lambda csv: pd.read_csv(csv, low_memory=False))
-    genes = schemas.gene_columns(frame.columns)
+    genes = [c for c in frame.columns if c not in labels.not_genes()]
     return frame[frame.columns.difference(genes, sort=False)], genes, frame[genes].to_numpy(np.float64)
 
 

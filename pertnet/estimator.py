@@ -13,8 +13,11 @@ per fold, the folds of a group fitted side by side by `fit_side_by_side`) and th
 """
 from pathlib import Path
 
+import pandas as pd
+
 from pertnet import bundle, data, defaults, intervals, outputs, schemas
 from pertnet.errors import UserError
+from pertnet.labels import Labels
 from pertnet.entries import Entry, departure, stage_entries
 from pertnet.stage import Stage, encode
 from pertnet.stage import fit_stages_side_by_side
@@ -22,7 +25,7 @@ from pertnet.stage import fit_stages_side_by_side
 
 class PertNet:
     """A stage of the method: its entries (each a network trained `reps` times), fitted on training
-    rows of (cell type, compound) pairs, predicting every gene of other pairs.
+    rows of (cell type, perturbation) pairs, predicting every gene of other pairs.
 
     stage: simple, stage_1 or stage_2. stage_2 trains on its own pairs' pseudolabels, stage_1's
       prediction of them: `fit` needs those pairs, and fits stage_1 first (kept as `source_`).
@@ -31,21 +34,35 @@ class PertNet:
     seed: base seed of the row shuffle and of every rep. layer: an AnnData's layer of the targets
       (None: sign_log10_pval where present, else X). verbose: True prints the progress lines the
       commands print, False is quiet, a function receives each line.
+    cell_type_column, perturbation_columns: the columns (an AnnData's obs keys) naming a row's cell type
+      and its perturbation; each combination of the perturbation columns (a compound and its dose) is one
+      label (pertnet/labels.py). ignore_columns: columns that are neither labels nor genes. replicates:
+      None refuses rows that repeat a label combination, "mean" averages them.
 
     Fitted: `stage_` (the trained `pertnet.stage.Stage`), `genes_`, `vocabulary_`, `dataset_id_`; and
     `calibration_` (pertnet/intervals.py) once `pertnet.cross_validate` has run it, or loaded with it.
     """
 
     def __init__(self, stage="stage_1", *, entries=None, reps=None, epochs=None, seed=defaults.SEED, layer=None,
+                 cell_type_column="cell_type", perturbation_columns=("sm_name",), ignore_columns=(), replicates=None,
                  verbose=True):
         self.stage, self.entries, self.reps, self.epochs = stage, entries, reps, epochs
         self.seed, self.layer, self.verbose = seed, layer, verbose
+        self.cell_type_column, self.perturbation_columns = cell_type_column, perturbation_columns
+        self.ignore_columns, self.replicates = ignore_columns, replicates
+
+    def labels(self):
+        """The label columns this estimator reads (`pertnet.labels.Labels`)."""
+        perturbation = [self.perturbation_columns] if isinstance(self.perturbation_columns, str) \
+            else self.perturbation_columns
+        ignore = [self.ignore_columns] if isinstance(self.ignore_columns, str) else self.ignore_columns
+        return Labels(self.cell_type_column, tuple(perturbation), tuple(ignore), self.replicates)
 
     def fit(self, data_, pairs=None):
-        """Fit on `data_` (a de_train-shaped DataFrame: cell_type, sm_name, then one column per gene; or an
-        AnnData whose obs has cell_type and sm_name). `pairs` (id_map-shaped: cell_type, sm_name, and
-        optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
-        train, dataset_id = data.training_data(data_, self.layer)
+        """Fit on `data_` (a de_train-shaped DataFrame: the label columns, by default cell_type and sm_name,
+        then one column per gene; or an AnnData whose obs has the label columns). `pairs` (id_map-shaped: the
+        label columns, and optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
+        train, dataset_id = data.training_data(data_, self.layer, self.labels())
         training_set = self.training_set(train, self.pseudolabels(train, pairs))
         training_set["dataset_id"] = dataset_id or ""
         return self.start(training_set).train(training_set)
@@ -53,7 +70,7 @@ class PertNet:
     def training_set(self, train, pseudolabels=None):
         """The encoded training set (`pertnet.stage.encode`) of validated training rows and pseudolabel rows:
         what `start` and `train` take."""
-        return encode(train, schemas.gene_columns(train.columns), self.seed, pseudolabels)
+        return encode(train, schemas.gene_columns(train.columns), self.seed, pseudolabels, self.labels().as_json())
 
     def pseudolabels(self, train, pairs):
         """stage_2's pseudolabel rows: its source stage (fitted on `train`, validated training rows, and
@@ -65,7 +82,9 @@ class PertNet:
                             "(pairs=, id_map-shaped)")
         self.source_ = PertNet(defaults.PSEUDOLABEL_SOURCE[self.stage], reps=self.reps, epochs=self.epochs,
                                seed=self.seed, verbose=self.verbose).fit(train)
-        return self.source_.predict(pairs)[[*schemas.PAIR, *schemas.gene_columns(train.columns)]]
+        genes = schemas.gene_columns(train.columns)
+        canonical = data.pairs_frame(pairs, self.labels())[schemas.PAIR]
+        return pd.concat([canonical, self.source_.predict(canonical)[genes]], axis=1)
 
     def start(self, training_set):
         """The unfitted stage of an encoded training set (`pertnet.stage.encode`): what `train` fits.
@@ -102,15 +121,15 @@ class PertNet:
                 .with_overrides(self.reps, self.epochs) for e in self.entries]
 
     def predict(self, pairs, as_anndata=False, interval=None):
-        """Every gene of each pair (id_map-shaped: cell_type, sm_name, optionally id), in the order given:
-        a DataFrame of id, cell_type, sm_name, then the genes; as_anndata: the benchmark's prediction
-        AnnData (obs cell_type, sm_name by id; layer `prediction`).
+        """Every gene of each pair (id_map-shaped: the label columns the model was fitted with, optionally
+        id), in the order given: a DataFrame of id, the label columns, then the genes; as_anndata: the
+        benchmark's prediction AnnData (obs: the label columns, by id; layer `prediction`).
 
         interval: a coverage level (0.5 to 0.99) for bounds from `calibration_` (pertnet.cross_validate
         makes it): an `outputs.IntervalPrediction` of DataFrames (prediction, lower, upper, uncertainty), or
         with as_anndata one AnnData that also has the layers lower and upper and obs uncertainty."""
-        pairs = data.pairs_frame(pairs)
         stage = self.stage_
+        pairs = data.pairs_frame(pairs, Labels.from_json(stage.label_columns))
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
         if interval is None:
             values, bounds = stage.predict(inputs), None
@@ -141,6 +160,8 @@ class PertNet:
         configuration: where they come from, for the message where they differ from the bundle's."""
         model = cls(stage, entries=entries)
         model.stage_ = bundle.load_stage(models_dir, stage, model.stage_entries(), configuration)
+        recorded = Labels.from_json(model.stage_.label_columns)
+        model.cell_type_column, model.perturbation_columns = recorded.cell_type, recorded.perturbation
         model.genes_, model.vocabulary_, model.dataset_id_ = (model.stage_.genes, model.stage_.vocabulary,
                                                              model.stage_.dataset_id)
         calibration = bundle.calibration_path(models_dir, stage)
@@ -164,9 +185,9 @@ def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0):
                             entry, on_epoch, share)
 
 
-def fit(data_, stage="stage_1", *, layer=None, reps=None, epochs=None, seed=defaults.SEED, pairs=None, verbose=True):
-    """A fitted `PertNet`: see its `fit`."""
-    return PertNet(stage, layer=layer, reps=reps, epochs=epochs, seed=seed, verbose=verbose).fit(data_, pairs)
+def fit(data_, stage="stage_1", *, pairs=None, **parameters):
+    """A fitted `PertNet`: `PertNet(stage, **parameters).fit(data_, pairs)` (the parameters: see `PertNet`)."""
+    return PertNet(stage, **parameters).fit(data_, pairs)
 
 
 def load(models_dir, stage="stage_1", entries=None):

@@ -8,9 +8,10 @@ bounds' coverage pertnet/coverage.py's and the plot pertnet/plots.py's.
 import time
 from pathlib import Path
 
-from pertnet import data, plots, report as reports
+from pertnet import bundle, data, plots, report as reports
 from pertnet.alignment import align
 from pertnet.coverage import score_intervals
+from pertnet.labels import Labels
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
 
@@ -20,26 +21,37 @@ def truth_file(data_dir):
     return next((Path(data_dir) / name for name in TRUTH_FILES if (Path(data_dir) / name).is_file()), None)
 
 
-def score_submission(submission_path, truth_path, data_dir, model_name, train_file=None, layer=None, log=print):
+def label_columns(options):
+    """The label columns a submission of options.stage is scored with: the options' where given, else those
+    its models recorded, else the competition's."""
+    if options.labels is not None or options.stage is None:
+        return options.label_columns()
+    recorded = bundle.recorded_labels(options.models_dir, options.stage)
+    return Labels() if recorded is None else Labels.from_json(recorded)
+
+
+def score_submission(submission_path, truth_path, data_dir, model_name, train_file=None, layer=None, log=print,
+                     labels=Labels()):
     """Score a submission against a truth file, beside the baselines fitted on the training file
     (data_dir's de_train, or train_file; skipped when there is none). Returns (report, details for the plot).
-    layer: the layer of h5ad truth and training files."""
+    layer: the layer of h5ad truth and training files; labels: their label columns (pertnet/labels.py)."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
     id_map_path = data_dir / data.ID_MAP_FILE
-    id_map = data.read_id_map(id_map_path) if id_map_path.is_file() else None
-    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map, layer)
+    id_map = data.read_id_map(id_map_path, labels) if id_map_path.is_file() else None
+    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map, layer, labels=labels)
     predictions = {"model": predicted}
     train_path = data.training_file(data_dir, train_file)
     if train_path.is_file() and (pairs["cell_type"] != "all").all():
-        predictions.update(reports.baselines(data.read_training(train_path, layer)[0], pairs, genes, truth_path))
+        predictions.update(reports.baselines(data.read_training(train_path, layer, labels)[0], pairs, genes,
+                                             truth_path))
     else:
         log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
     report, rows = reports.build_report(
         model_name, predictions, truth, pairs["cell_type"], mode="submission",
         submission_file=str(submission_path), truth_file=str(truth_path),
         title=f"{model_name}: {len(truth)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
-    report["coverage"] = score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth)
+    report["coverage"] = score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth, labels)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     return report, dict(rows=rows, predictions=predictions, truth=truth, pairs=pairs)
 

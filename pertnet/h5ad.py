@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pertnet.errors import UserError
+from pertnet import labels
 from pertnet.files import atomic_path
 
 DEFAULT_LAYER = "sign_log10_pval"
@@ -92,7 +93,7 @@ def prediction(id_map, genes, values, dataset_id, bounds=None):
     uncertainty and uns interval_level."""
     import anndata
 
-    obs = id_map[["cell_type", "sm_name"]].set_axis(id_map["id"].astype(str).rename("id"))
+    obs = labels.given(id_map).set_axis(id_map["id"].astype(str).rename("id"))
     layers = {"prediction": np.asarray(values, dtype=np.float64)}
     uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID}
     if bounds is not None:

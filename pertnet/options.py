@@ -5,6 +5,7 @@ from pathlib import Path
 
 from pertnet import defaults, outputs
 from pertnet.entries import stage_entries
+from pertnet.labels import Labels
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Options:
     stages_file: Path = None                  # --stages: entries from this file (python -m tune's), not config.py
     stages: dict = None                       # the stage table (config.py's STAGES; None: pertnet/defaults.py)
     demo: bool = False                        # data_dir holds the synthetic demo dataset, generated on first use
+    labels: Labels = None                     # the label columns (pertnet/labels.py); None: as the models recorded
+                                              # them where there are models, else the competition's
 
     def __post_init__(self):
         for name in ("data_dir", "models_dir", "submissions_dir", "train_file", "stages_file"):
@@ -38,6 +41,10 @@ class Options:
         """Where the entries come from, as bundles record it."""
         return (str(self.stages_file) if self.stages_file is not None
                 else "pertnet/defaults.py" if self.stages is None else "config.py")
+
+    def label_columns(self):
+        """The label columns asked for, or the competition's."""
+        return self.labels or Labels()
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)

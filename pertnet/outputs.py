@@ -10,7 +10,7 @@ from typing import Callable, NamedTuple
 
 import pandas as pd
 
-from pertnet import data, defaults, schemas
+from pertnet import data, defaults, labels, schemas
 from pertnet.errors import UserError
 
 
@@ -37,7 +37,7 @@ class OutputFormat(NamedTuple):
     suffix: str
     file_name: Callable   # stage -> the file `predict` writes in the submissions folder
     write: Callable       # (path, id_map, genes, values, dataset_id, bounds, log) -> path
-    read: Callable        # (path, layer) -> (the non-gene columns, the genes, their values)
+    read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
     build: Callable       # (pairs, genes, values, dataset_id, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
 
@@ -54,18 +54,20 @@ def _write_csv(path, id_map, genes, values, dataset_id, bounds, log):
     return data.write_submission(path, id_map["id"], genes, values)
 
 
-def _read_csv(path, layer=None):
-    return data.read_csv_table(path)
+def _read_csv(path, layer, label_columns):
+    return data.read_csv_table(path, label_columns)
 
 
 def _build_frame(pairs, genes, values, dataset_id, bounds):
+    shown = pd.concat([pairs[["id"]], labels.given(pairs)], axis=1).reset_index(drop=True)  # id, the labels
+
     def table(values):
-        return pd.concat([pairs.reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
+        return pd.concat([shown, pd.DataFrame(values, columns=genes)], axis=1)
 
     if bounds is None:
         return table(values)
     return IntervalPrediction(table(values), table(bounds.lower), table(bounds.upper),
-                              pairs.reset_index(drop=True).assign(uncertainty=bounds.uncertainty))
+                              shown.assign(uncertainty=bounds.uncertainty))
 
 
 def _csv_bounds(path):
@@ -89,7 +91,7 @@ def _write_h5ad(path, id_map, genes, values, dataset_id, bounds, log):
     return h5ad.write_prediction(path, id_map, genes, values, dataset_id, bounds)
 
 
-def _read_h5ad(path, layer=None):
+def _read_h5ad(path, layer, label_columns):  # the genes are var_names: no label column can be taken for one
     from pertnet import h5ad
 
     obs, genes, values, _ = h5ad.read_observations(path, layer)

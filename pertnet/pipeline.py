@@ -13,6 +13,7 @@ from pertnet import (bundle, crossval, data, defaults, evaluation, intervals, lo
                      version)
 from pertnet.errors import UserError
 from pertnet.features import Vocabulary
+from pertnet.labels import Labels
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.estimator import PertNet
 from pertnet.stage import encode
@@ -75,8 +76,9 @@ def prepare(options, log=print):
 
 def _prepare(options, train_path, from_h5ad, log):
     data_dir, stage = options.data_dir, options.stage
-    train, dataset_id = data.read_training(train_path, options.layer)
-    id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
+    labels = options.label_columns()
+    train, dataset_id = data.read_training(train_path, options.layer, labels)
+    id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, labels)
     genes = schemas.gene_columns(train.columns)
     if not from_h5ad:
         order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)
@@ -85,7 +87,7 @@ def _prepare(options, train_path, from_h5ad, log):
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
 
     pseudolabels = outputs.pseudolabel_rows(stage, options.submissions_dir, id_map, genes)
-    training_set = encode(train, genes, options.seed, pseudolabels)
+    training_set = encode(train, genes, options.seed, pseudolabels, labels.as_json())
     vocab = Vocabulary.from_labels(training_set["vocabulary"])
     out = prepared_path(data_dir, stage)
     save_npz(out, **training_set, test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
@@ -168,7 +170,7 @@ def predict(options, log=print):
 def _predict(options, log):
     data_dir, stage_name = options.data_dir, options.stage
     stage = PertNet.load(options.models_dir, stage_name, options.entries(), options.configuration()).stage_
-    id_map = data.read_id_map(data_dir / data.ID_MAP_FILE)
+    id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, _recorded_labels(options, stage))
     trained_on = f"the genes the models in {bundle.stage_dir(options.models_dir, stage_name)}/ were trained on"
     order = stage.genes
     if (data_dir / data.SAMPLE_FILE).is_file():
@@ -192,6 +194,16 @@ def _predict(options, log):
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
     return out
+
+
+def _recorded_labels(options, stage):
+    """The label columns the models were trained with; label options that name others are refused."""
+    recorded = Labels.from_json(stage.label_columns)
+    if options.labels is not None and not options.labels.same_columns(recorded):
+        raise UserError(f"the models in {bundle.stage_dir(options.models_dir, stage.name)}/ were trained with the "
+                        f"{recorded.describe()}, not the {options.labels.describe()}; leave the label options out "
+                        "(the models' are used) or retrain with these")
+    return recorded
 
 
 def _calibration_path(options):
@@ -251,5 +263,6 @@ def _repro(options, log):
     truth = evaluation.truth_file(options.data_dir)
     if truth is not None:
         evaluation.show(evaluation.score_submission(out, truth, options.data_dir, options.stage,
-                                                        options.train_file, options.layer, log), log=log)
+                                                    options.train_file, options.layer, log,
+                                                    options.label_columns()), log=log)
     return out

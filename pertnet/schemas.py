@@ -31,6 +31,8 @@ class Format:
         return [f.name for f in self.fields]
 
 
+# A row's labels inside the package: its cell type and its perturbation label (sm_name: the compound, or the
+# combination of the perturbation columns, pertnet/labels.py).
 PAIR = ["cell_type", "sm_name"]
 
 DE_TRAIN = Format("de_train.parquet", "one row per training (cell_type, sm_name) pair", (
@@ -129,6 +131,8 @@ _TRAINING_SET = (
     Field("vocabulary", "str (labels,)", True, "sorted cell types and compounds; a label's index is its code"),
     Field("clip_low", "float32 (genes,)", True, "per-gene min of the raw training rows"),
     Field("clip_high", "float32 (genes,)", True, "per-gene max of the raw training rows"),
+    Field("labels", "str () JSON", False, "the label columns (cell_type, perturbation; pertnet/labels.py); the "
+                                          "competition's where absent"),
 )
 
 PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (

@@ -20,10 +20,11 @@ from pertnet.features import Vocabulary
 from pertnet.targets import SVDCodec, cap_n_dim, n_dim_limit
 
 
-def encode(train, genes, seed, pseudolabels=None):
+def encode(train, genes, seed, pseudolabels=None, label_columns=""):
     """The training set from de_train rows (which alone set the clip bounds) plus pseudolabel rows: as the
     original, de_train shuffled once with `seed` and the pseudolabels appended after it in their own
-    (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves)."""
+    (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves), and the label
+    columns they came from recorded (label_columns: `pertnet.labels.Labels.as_json()`, "" the competition's)."""
     rows = train.sample(frac=1, random_state=seed)
     appended = 0 if pseudolabels is None else len(pseudolabels)
     if appended:
@@ -31,7 +32,7 @@ def encode(train, genes, seed, pseudolabels=None):
     vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
     return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name), pseudolabel_rows=np.int64(appended),
                 train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
-                vocabulary=np.asarray(vocab.labels_, dtype=str),
+                vocabulary=np.asarray(vocab.labels_, dtype=str), labels=np.asarray(label_columns),
                 clip_low=train[genes].min().to_numpy(np.float32), clip_high=train[genes].max().to_numpy(np.float32))
 
 
@@ -51,10 +52,10 @@ class Stage:
     are the label codes of the pairs whose pseudolabels it trained on (none for a stage without)."""
 
     def __init__(self, name, entries, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id="",
-                 weights=None, pseudolabel_pairs=None):
+                 weights=None, pseudolabel_pairs=None, label_columns=""):
         self.name, self.entries, self.genes, self.vocabulary = name, list(entries), list(genes), list(vocabulary)
         self.clip_low, self.clip_high, self.codec, self.run = clip_low, clip_high, codec, run
-        self.dataset_id = dataset_id
+        self.dataset_id, self.label_columns = dataset_id, label_columns  # as encode() recorded them
         self.weights = {} if weights is None else weights
         self.pseudolabel_pairs = np.zeros((0, 2), np.int32) if pseudolabel_pairs is None else pseudolabel_pairs
 
@@ -77,7 +78,8 @@ class Stage:
         return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
                    str(training_set.get("dataset_id", "")),
-                   pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:])
+                   pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:],
+                   label_columns=str(training_set.get("labels", "")))
 
     def entry_fingerprint(self, entry):
         """What one entry's weights were made from: the run's fingerprint, its hyperparameters and the package's

@@ -13,8 +13,10 @@ from pertnet import benchmark, cli, defaults, evaluation, synthetic
 from pertnet.entries import stage_entries
 from pertnet.options import Options
 
-OWN_ARGUMENTS = {"--stage": "string", "--stages": "file", "--epochs": "integer", "--interval": "double"}  # pertnet's additions
-PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer", cli.coverage_level: "double"}
+OWN_ARGUMENTS = {"--stage": "string", "--stages": "file", "--epochs": "integer", "--interval": "double",
+                 "--cell_type_column": "string", "--perturbation_columns": "string"}  # pertnet's additions
+PARSER_TYPES = {Path: "file", None: "string", cli.positive_int: "integer", cli.coverage_level: "double",
+                cli.column_list: "string"}
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,7 @@ def test_without_output_model_the_models_are_removed_and_bounds_are_layers(h5ad_
     ({"--output_mod": "{tmp}/models"}, "unrecognized arguments: --output_mod"),
     ({"--reps": "0"}, "argument --reps: must be a positive integer, got '0'"),
     ({"--layer": "counts"}, "no layer 'counts'; layers present: "),
-    ({"--id_map": "{tmp}/bad_id_map.csv"}, "bad_id_map.csv: 1 pair(s) have a cell type or compound that never occurs"),
+    ({"--id_map": "{tmp}/bad_id_map.csv"}, "bad_id_map.csv: 1 pair(s) have a cell type or perturbation that never occurs"),
 ])
 def test_bad_arguments_are_one_line_and_write_nothing(h5ad_data, tmp_path, capsys, change, message):
     (tmp_path / "bad_id_map.csv").write_text("id,cell_type,sm_name\n0,B cells,Nothing\n")

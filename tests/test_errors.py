@@ -96,12 +96,14 @@ def test_empty_file(tmp_path, tiny_data, prepare_fails):
 
 def test_de_train_without_a_metadata_column(tmp_path, tiny_data, prepare_fails):
     edit_train(tiny_data, lambda f: f.drop(columns="sm_name"))
-    prepare_fails(tmp_path, tiny_data, "de_train.parquet: missing column(s) sm_name", "cell_type, sm_name")
+    prepare_fails(tmp_path, tiny_data, "de_train.parquet: missing label column(s) sm_name", "cell_type, sm_name",
+                  "--perturbation-columns")
 
 
 def test_id_map_without_a_column(tmp_path, tiny_data, prepare_fails):
     edit_csv(tiny_data / "id_map.csv", lambda f: f.rename(columns={"cell_type": "cell"}))
-    prepare_fails(tmp_path, tiny_data, "id_map.csv: missing column(s) cell_type", "it has id, cell, sm_name")
+    prepare_fails(tmp_path, tiny_data, "id_map.csv: missing label column(s) cell_type", "it has id, cell, sm_name",
+                  "--cell-type-column")
 
 
 def test_optional_metadata_may_be_absent(tmp_path, tiny_data):
@@ -111,7 +113,7 @@ def test_optional_metadata_may_be_absent(tmp_path, tiny_data):
 
 def test_unknown_text_column_in_de_train(tmp_path, tiny_data, prepare_fails):
     edit_train(tiny_data, lambda f: f.assign(notes="looks fine"))
-    prepare_fails(tmp_path, tiny_data, "unknown non-numeric column(s) notes", "drop or rename")
+    prepare_fails(tmp_path, tiny_data, "unknown non-numeric column(s) notes", "drop them (--ignore-columns)")
 
 
 def test_gene_column_holding_text(tmp_path, tiny_data, prepare_fails):
@@ -162,13 +164,13 @@ def test_values_beyond_any_signed_log10_p_value_are_accepted_with_a_one_line_war
 def test_duplicate_pairs_in_de_train(tmp_path, tiny_data, prepare_fails):
     edit_train(tiny_data, lambda f: pd.concat([f, f.iloc[[7]]], ignore_index=True))
     pair = pd.read_parquet(tiny_data / "de_train.parquet").iloc[7]
-    prepare_fails(tmp_path, tiny_data, "de_train.parquet: 1 (cell_type, sm_name) pair(s) occur more than once",
-                  f"({pair.cell_type}, {pair.sm_name})")
+    prepare_fails(tmp_path, tiny_data, "de_train.parquet: 1 (cell_type, sm_name) combination(s) occur more than once",
+                  f"({pair.cell_type}, {pair.sm_name})", "keep one row per pair, or average replicates (--replicates mean)")
 
 
 def test_rows_without_a_cell_type(tmp_path, tiny_data, prepare_fails):
     edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(cell_type=f["cell_type"].where(f.index != 2, None)))
-    prepare_fails(tmp_path, tiny_data, "id_map.csv: 1 row(s) have no cell_type or sm_name (e.g. rows [2])")
+    prepare_fails(tmp_path, tiny_data, "id_map.csv: 1 row(s) have no value in label column(s) cell_type (e.g. rows [2])")
 
 
 def test_duplicate_ids_in_id_map(tmp_path, tiny_data, prepare_fails):
@@ -178,12 +180,12 @@ def test_duplicate_ids_in_id_map(tmp_path, tiny_data, prepare_fails):
 
 def test_duplicate_pairs_in_id_map(tmp_path, tiny_data, prepare_fails):
     edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(sm_name=f["sm_name"].where(f.index != 1, f["sm_name"][0])))
-    prepare_fails(tmp_path, tiny_data, "id_map.csv: 1 (cell_type, sm_name) pair(s) occur more than once")
+    prepare_fails(tmp_path, tiny_data, "id_map.csv: 1 (cell_type, sm_name) combination(s) occur more than once")
 
 
 def test_id_map_pairs_never_seen_in_training_are_listed(tmp_path, tiny_data, prepare_fails):
     edit_csv(tiny_data / "id_map.csv", lambda f: f.assign(cell_type=f["cell_type"].where(f.index > 1, "Liver cells")))
-    prepare_fails(tmp_path, tiny_data, "id_map.csv: 2 pair(s) have a cell type or compound that never occurs "
+    prepare_fails(tmp_path, tiny_data, "id_map.csv: 2 pair(s) have a cell type or perturbation that never occurs "
                   "in the training data", "('Liver cells', ")
 
 

@@ -61,7 +61,7 @@ def test_fit_and_predict_give_what_repro_gives(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("data, pairs, expect", [
     (pd.DataFrame({"cell_type": ["a", "b"], "sm_name": ["x", "x"]}), None, "no gene columns"),
-    (pd.DataFrame({"cell_type": ["a", "b"], "g": [1.0, np.nan]}), None, "missing column(s) sm_name"),
+    (pd.DataFrame({"cell_type": ["a", "b"], "g": [1.0, np.nan]}), None, "missing label column(s) sm_name"),
     (pd.DataFrame({"cell_type": ["a", "b"], "sm_name": ["x", "y"], "g": [1.0, np.nan]}), None,
      "1 NaN or infinite value(s)"),
     ([1, 2, 3], None, "expected a pandas DataFrame or an AnnData, got list"),

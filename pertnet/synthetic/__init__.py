@@ -12,7 +12,9 @@ The effect of compound c in cell type t on the genes is
 with compound latents P, cell-type latents Q (interaction), a cell-type baseline B
 and gene loadings W.  About 10 % of the compounds, the two controls among them,
 are potent: several times stronger and spread over all factors, so their rows
-are large and broad, as in the real data.
+are large and broad, as in the real data.  In a screen with doses (`screen_design(...,
+doses=[...])`), potency_c is scaled by a Hill curve of the dose, dose / (dose + EC50_c), each
+compound with its own EC50: a dose-response signal.
 """
 
 from pathlib import Path
@@ -46,6 +48,7 @@ POTENT_RANGE = 1.8  # potent potencies are spread over POTENT_SCALE / RANGE .. *
 GENE_SCALE_SD = 0.2
 NOISE_SD = 0.8
 CAP = 180.0
+EC50_LOG10_RANGE = (-1.5, 0.5)  # with doses: each compound's EC50, log-uniform over these powers of ten
 
 # The benchmark's h5ad files only (as_h5ad): fields beyond the parquet values, drawn from their own stream.
 STANDARD_ERROR = 0.15  # median per-gene standard error of logFC; logFC = z * the gene's standard error
@@ -91,7 +94,7 @@ def _potency(compounds: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
-              rng: np.random.Generator) -> np.ndarray:
+              rng: np.random.Generator, seed: int = 0) -> np.ndarray:
     """Latent z-scores (pairs x genes): structured effect plus iid noise."""
     cell_types = sorted(pairs["cell_type"].unique())
     k = N_FACTORS
@@ -115,6 +118,10 @@ def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
     c = pd.Index(compounds["sm_name"]).get_indexer(pairs["sm_name"])
     t = pd.Index(cell_types).get_indexer(pairs["cell_type"])
     scaled = potency[c, None] * p_latent[c]
+    if "dose" in pairs.columns:  # the EC50s from a stream of their own: a screen without doses keeps its values
+        ec50 = 10.0 ** np.random.default_rng([seed, 3]).uniform(*EC50_LOG10_RANGE, len(compounds))
+        dose = pairs["dose"].to_numpy(np.float64)
+        scaled *= (dose / (dose + ec50[c]))[:, None]
     features = np.hstack([
         COMPOUND_SCALE * scaled,
         INTERACTION_SCALE * scaled * q_latent[t],
@@ -150,12 +157,19 @@ def competition_design() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return pd.read_csv(RESOURCES / "compounds.csv"), train, pd.read_csv(RESOURCES / "id_map.csv")
 
 
+def dose_ladder(count: int) -> list[float]:
+    """`count` doses a decade apart, the highest 10: 0.01, 0.1, 1, 10 for four."""
+    return [float(10.0 ** power) for power in range(2 - count, 2)]
+
+
 def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: int = 2, test_compounds: int = 0,
-                  scattered: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+                  scattered: int = 0, seed: int = 0, doses=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(compounds, training pairs, id_map) of a made-up screen: every cell type x compound, less the pairs to
     predict. Held out the competition's way, the last `test_compounds` compounds in the last
     `test_cell_types` cell types; or, with `scattered`, that many pairs drawn at random over the whole
-    grid, each cell type and compound keeping a training row (a design where every cell type is tested)."""
+    grid, each cell type and compound keeping a training row (a design where every cell type is tested).
+    doses: each (cell type, compound) pair measured at each of them (a `dose` column); a pair held out is
+    held out at every dose."""
     grid = pd.DataFrame([(c, s) for c in cell_types for s in compounds], columns=["cell_type", "sm_name"])
     if scattered:
         left = {**grid["cell_type"].value_counts().to_dict(), **grid["sm_name"].value_counts().to_dict()}
@@ -172,8 +186,11 @@ def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: 
                     & grid["sm_name"].isin(compounds[len(compounds) - test_compounds:])).to_numpy()
     metadata = pd.DataFrame({"sm_name": compounds, "sm_lincs_id": [f"LSM-{i}" for i in range(1, len(compounds) + 1)],
                              "SMILES": "C", "control": False})  # made up, like the names
-    id_map = grid[held_out].reset_index(drop=True).rename_axis("id").reset_index()
-    return metadata, grid[~held_out], id_map
+    train, test = grid[~held_out], grid[held_out]
+    if doses is not None:
+        train, test = (frame.merge(pd.DataFrame({"dose": list(doses)}), how="cross") for frame in (train, test))
+    id_map = test.reset_index(drop=True).rename_axis("id").reset_index()
+    return metadata, train, id_map
 
 
 def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False, design=None) -> None:
@@ -186,12 +203,12 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     compounds, train, id_map = design or competition_design()
-    test = id_map[["cell_type", "sm_name"]]
-    both = pd.concat([train, test], ignore_index=True)
-    meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[META]
+    labels = [c for c in id_map.columns if c != "id"]  # cell_type, sm_name (and dose, in a dose screen)
+    both = pd.concat([train, id_map[labels]], ignore_index=True)
+    meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[[*META, *labels[2:]]]
 
     genes = gene_names(n_genes)
-    z = _z_scores(compounds, both, n_genes, np.random.default_rng(seed))
+    z = _z_scores(compounds, both, n_genes, np.random.default_rng(seed), seed)
     values = signed_log10_p(z)
     n_train = len(train)
     for name, rows in (("de_train.parquet", slice(0, n_train)), ("de_test.parquet", slice(n_train, None))):
@@ -254,7 +271,7 @@ def _single_cell_obs(obs: pd.DataFrame, rng: np.random.Generator) -> pd.DataFram
 def _read(path) -> tuple[pd.DataFrame, np.ndarray]:
     """Metadata frame and gene matrix of a de_*.parquet, skipping a slow 18k-column frame."""
     table = pq.read_table(path)
-    genes = schemas.gene_columns(table.column_names)
+    genes = [name for name in schemas.gene_columns(table.column_names) if name != "dose"]
     return table.select(META).to_pandas(), np.column_stack([table[g].to_numpy() for g in genes])
 
 

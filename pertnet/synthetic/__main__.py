@@ -27,7 +27,9 @@ def _screen(args, parser) -> tuple:
     elif not (0 < args.test_cell_types < len(cell_types) and 0 < test_compounds < len(compounds)):
         parser.error(f"--test-cell-types must be 1..{len(cell_types) - 1} and --test-compounds "
                      f"1..{len(compounds) - 1}: the pairs to predict need their labels in training rows")
-    return synthetic.screen_design(cell_types, compounds, args.test_cell_types, test_compounds, args.scattered, args.seed)
+    doses = synthetic.dose_ladder(args.doses) if args.doses else None
+    return synthetic.screen_design(cell_types, compounds, args.test_cell_types, test_compounds, args.scattered, args.seed,
+                                   doses)
 
 
 def main(argv=None) -> int:
@@ -48,10 +50,13 @@ def main(argv=None) -> int:
                         help="... of the last M compounds (default a third of them), as in the competition")
     screen.add_argument("--scattered", type=cli.positive_int, metavar="P",
                         help="instead, P pairs to predict drawn at random over all cell types")
+    screen.add_argument("--doses", type=cli.positive_int, metavar="D",
+                        help="measure every pair at D doses a decade apart (0.01 ... 10, a `dose` column), with a "
+                             "dose-response signal; train with --perturbation-columns sm_name,dose")
     args = parser.parse_args(argv)
     if not args.out and not args.stats:
         parser.error("give --out DIR and/or --stats DIR")
-    design_options = (args.cell_types, args.compounds, args.test_compounds, args.scattered)
+    design_options = (args.cell_types, args.compounds, args.test_compounds, args.scattered, args.doses)
     is_screen = any(option is not None for option in design_options) or args.test_cell_types != 2
     if args.out:
         synthetic.generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad,
