@@ -33,6 +33,7 @@ def test_the_examples_of_docs_python_md_run(tmp_path, capsys, monkeypatch):
         os.chdir(cwd)
     out = capsys.readouterr().out
     assert "(20, 53)" in out and "never occurs in the training data" in out and "PertNet stage_1" in out
+    assert "cell_line" in out and "dose" in out
     assert (tmp_path / "models" / "simple" / "shared.npz").is_file()
 
 
