@@ -9,6 +9,9 @@
 modules at the repository root (prepare_data, train, predict, repro, ...) are command lines over
 `pertnet.pipeline`, which trains through the same estimator.
 """
+import importlib
+import importlib.util
+
 from pertnet.errors import Interrupted, UserError
 from pertnet.version import VERSION as __version__
 
@@ -16,7 +19,8 @@ __all__ = ["PertNet", "fit", "load", "cross_validate", "UserError", "Interrupted
 
 
 def __getattr__(name):
-    """The API, imported on first use: the commands import pertnet without pandas' start-up time."""
+    """The API and the package's modules, imported on first use: the commands import pertnet without pandas'
+    start-up time, and `pertnet.entries` or `pertnet.defaults` work after a bare `import pertnet`."""
     if name in ("PertNet", "fit", "load"):
         from pertnet import estimator
 
@@ -25,4 +29,11 @@ def __getattr__(name):
         from pertnet import crossval
 
         return crossval.cross_validate_model
+    if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'pertnet' has no attribute {name!r}")
+
+
+def __dir__():
+    """The API (tab completion in a notebook shows it)."""
+    return sorted(__all__)

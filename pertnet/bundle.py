@@ -33,17 +33,30 @@ def save_shared(models_dir, stage):
     save_npz(stage_dir(models_dir, stage.name) / "shared.npz", genes=np.asarray(stage.genes, dtype=str),
              vocabulary=np.asarray(stage.vocabulary, dtype=str), clip_low=stage.clip_low, clip_high=stage.clip_high,
              components=stage.codec.components_, run=np.asarray(stage.run), dataset_id=np.asarray(stage.dataset_id),
-             pseudolabel_pairs=stage.pseudolabel_pairs, labels=np.asarray(stage.label_columns))
+             pseudolabel_pairs=stage.pseudolabel_pairs, labels=np.asarray(stage.label_columns),
+             entries=np.asarray(json.dumps([entry.as_dict() for entry in stage.entries])),
+             seed=np.asarray("" if stage.seed is None else str(stage.seed)))
 
 
-def recorded_labels(models_dir, stage):
-    """The label columns a trained stage recorded (`pertnet.labels.Labels.as_json()`; "" for the competition's),
-    None where models_dir has no trained stage."""
+def _recorded(models_dir, stage, name):
+    """One small array of a trained stage's shared.npz as text ("" where the file predates it), None where
+    models_dir has no trained stage."""
     path = stage_dir(models_dir, stage) / "shared.npz"
     if not path.is_file():
         return None
     with np.load(path) as shared:  # reads the one array
-        return str(shared["labels"]) if "labels" in shared.files else ""
+        return str(shared[name]) if name in shared.files else ""
+
+
+def recorded_labels(models_dir, stage):
+    """The label columns a trained stage recorded (`pertnet.labels.Labels.as_json()`; "" for the competition's)."""
+    return _recorded(models_dir, stage, "labels")
+
+
+def recorded_entries(models_dir, stage):
+    """The entries a trained stage was trained with, as dicts in their order (None where it did not record them)."""
+    text = _recorded(models_dir, stage, "entries")
+    return json.loads(text) if text else None
 
 
 def _retrain_hint(stage):
@@ -146,7 +159,7 @@ def load_stage(models_dir, name, entries, configuration="config.py"):
     return Stage(name, trained, shared["genes"], shared["vocabulary"], shared["clip_low"], shared["clip_high"],
                  SVDCodec.from_components(shared["components"]), str(shared["run"]),
                  str(shared.get("dataset_id", "")), _RepWeights(models_dir, name), shared.get("pseudolabel_pairs"),
-                 str(shared.get("labels", "")))
+                 str(shared.get("labels", "")), int(str(shared["seed"])) if str(shared.get("seed", "")) else None)
 
 
 def _entry(meta, models_dir, stage, entry_id):

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -98,8 +99,7 @@ class CrossValidation:
         digest = hashlib.sha256(json.dumps([(name, np.flatnonzero(held_out).tolist())
                                             for name, held_out in self.scheme.folds]).encode())
         for frame in (self.train, self.pseudolabels) if len(self.pseudolabels) else (self.train,):
-            digest.update(np.ascontiguousarray(frame[self.genes].to_numpy(np.float32)).tobytes())
-            digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
+            data.update_digest(digest, frame, self.genes)
         return digest.hexdigest()
 
     def describe(self):
@@ -209,19 +209,30 @@ def cross_validate(options, tuning_dir=None, log=print):
     return report, details
 
 
+class CrossValidationResult(NamedTuple):
+    """`pertnet.cross_validate`'s result: the report `python -m evaluate --cv --json` writes, and every
+    held-out row's out-of-fold prediction (repeat, fold, cell_type, sm_name, then the genes)."""
+    report: dict
+    out_of_fold: pd.DataFrame
+
+
 def cross_validate_model(model, data_, pairs):
-    """The cross-validation report of an unfitted `model` (its stage, entries, reps, epochs, seed) on
-    `data_`, with folds from the design of `pairs` (the pairs to predict), as `python -m evaluate --cv
-    --json` writes it: report["scores"]["model"]["overall"]["mrrmse"] is the CV score. What it learnt
-    about the errors becomes `model.calibration_`, which `model.predict(..., interval=q)` uses."""
+    """The cross-validation of `model` (its stage, entries, reps, epochs, seed; fitted or not) on `data_`, with
+    folds from the design of `pairs` (the pairs to predict): a `CrossValidationResult`; its
+    report["scores"]["model"]["overall"]["mrrmse"] is the CV score. What it learnt about the errors becomes
+    `model.calibration_`, which `model.predict(..., interval=q)` uses once the model is fitted on the same
+    data (a `fit` on other data drops it, saying so)."""
     train = data.training_data(data_, model.layer, model.labels())[0]
     pseudolabels = model.pseudolabels(train, pairs)
     pairs = data.pairs_frame(pairs, model.labels())
     if pseudolabels is None:
         pseudolabels = pd.DataFrame(columns=schemas.PAIR)
     cv = CrossValidation(train, pairs, pseudolabels, model.stage, model.seed, "the training data", model.log)
-    report, _, model.calibration_ = cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)
-    return report
+    report, details, model.calibration_ = cv_report(cv, model.stage_entries(), model.reps, model.epochs, model.log)
+    model.calibrated_on_ = model.data_digest(train)
+    out_of_fold = pd.concat([details["pairs"].assign(repeat=details["repeat"], fold=details["fold"]),
+                             pd.DataFrame(details["predictions"]["model"], columns=cv.genes)], axis=1)
+    return CrossValidationResult(report, out_of_fold[["repeat", "fold", *schemas.PAIR, *cv.genes]])
 
 
 def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cached=None):
@@ -237,6 +248,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
         fold_train, fold_test = cv.rows(result.fold)
         part = dict(model=result.prediction, truth=result.truth, spread=result.spread, pairs=fold_test[schemas.PAIR],
                     group=np.full(len(fold_test), len(parts)), fold=np.full(len(fold_test), result.fold.number),
+                    repeat=np.full(len(fold_test), result.fold.repeat), fold_name=np.full(len(fold_test), result.fold.name),
                     **reports.baselines(fold_train, fold_test, cv.genes, cv.source))
         fold_scores = {key: metrics.mrrmse(part[key], part["truth"]) for key in ("model", *metrics.BASELINES)}
         log(f"{result.fold.label} {len(fold_test)} held-out rows: MRRMSE {fold_scores.pop('model'):.4f}; baselines " +
@@ -244,6 +256,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
         parts.append(part)
 
     stack = {key: np.concatenate([part[key] for part in parts]) for key in ("model", "truth", "spread", "group", "fold",
+                                                                            "repeat", "fold_name",
                                                                             *metrics.BASELINES)}
     pairs = pd.concat([part["pairs"] for part in parts], ignore_index=True)
     predictions = {key: stack[key] for key in ("model", *metrics.BASELINES)}
@@ -261,6 +274,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
                                             stack["fold"])  # a fold's rows in both repeats: one group
     report["intervals"] = calibration.summary
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs), calibration
+    return report, dict(rows=rows, predictions=predictions, truth=stack["truth"], pairs=pairs, repeat=stack["repeat"],
+                        fold=stack["fold_name"]), calibration
 
 

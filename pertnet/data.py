@@ -204,6 +204,14 @@ def _warn_of_extreme_values(pairs, genes, values, path):
               "the models will learn them: check the file", file=sys.stderr)
 
 
+def update_digest(digest, frame, genes):
+    """Add a training frame (its canonical labels and float32 values) to a hashlib digest: what decides a
+    model's or a cross-validation's numbers, for the caches and checks that must not serve other data."""
+    digest.update(np.ascontiguousarray(frame[genes].to_numpy(np.float32)).tobytes())
+    digest.update("\n".join(frame["cell_type"] + "/" + frame["sm_name"]).encode())
+    return digest
+
+
 def training_file(data_dir, train_file=None):
     """The training file: --train-file if given, else de_train.parquet, else de_train.h5ad (benchmark)."""
     if train_file is not None:

@@ -11,6 +11,9 @@ per fold, the folds of a group fitted side by side by `fit_side_by_side`) and th
     prediction = model.predict(id_map)                     # a DataFrame: id, cell_type, sm_name, genes
     model.save("models")                                   # what `python -m predict` reads
 """
+import hashlib
+import inspect
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +36,7 @@ class PertNet:
       None: the package's. reps, epochs: override every entry's (a quick look, not the method).
     seed: base seed of the row shuffle and of every rep. layer: an AnnData's layer of the targets
       (None: sign_log10_pval where present, else X). verbose: True prints the progress lines the
-      commands print, False is quiet, a function receives each line.
+      commands print, False is quiet, a logging.Logger or level logs them, a function receives each line.
     cell_type_column, perturbation_columns: the columns (an AnnData's obs keys) naming a row's cell type
       and its perturbation; each combination of the perturbation columns (a compound and its dose) is one
       label (pertnet/labels.py). ignore_columns: columns that are neither labels nor genes. replicates:
@@ -51,6 +54,37 @@ class PertNet:
         self.cell_type_column, self.perturbation_columns = cell_type_column, perturbation_columns
         self.ignore_columns, self.replicates = ignore_columns, replicates
 
+    # scikit-learn's estimator contract, written out: importing sklearn.base would add most of a second to
+    # every command that loads a model (predict among them)
+    @classmethod
+    def _parameter_names(cls):
+        return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+    def get_params(self, deep=True):
+        """The constructor's parameters, as scikit-learn's `clone` and model selection read them."""
+        return {name: getattr(self, name) for name in self._parameter_names()}
+
+    def set_params(self, **parameters):
+        """Change constructor parameters (a fitted model keeps what it learnt until the next `fit`)."""
+        unknown = sorted(set(parameters) - set(self._parameter_names()))
+        if unknown:
+            raise ValueError(f"PertNet has no parameter(s) {', '.join(unknown)}; its parameters are "
+                             f"{', '.join(self._parameter_names())}")
+        for name, value in parameters.items():
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self):
+        defaults_ = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()}
+        changed = [f"{name}={value!r}" for name, value in self.get_params().items()
+                   if not (isinstance(value, type(defaults_[name])) and value == defaults_[name])]
+        return f"PertNet({', '.join(changed)})"
+
+    def _require_fitted(self, doing):
+        if not hasattr(self, "stage_"):
+            raise UserError(f"{doing}: this PertNet is not fitted yet; call fit(data) first, or pertnet.load(models_dir, "
+                            "stage=...) a trained one")
+
     def labels(self):
         """The label columns this estimator reads (`pertnet.labels.Labels`)."""
         perturbation = [self.perturbation_columns] if isinstance(self.perturbation_columns, str) \
@@ -63,9 +97,26 @@ class PertNet:
         then one column per gene; or an AnnData whose obs has the label columns). `pairs` (id_map-shaped: the
         label columns, and optionally id) are stage_2's pairs to predict, whose pseudolabels it trains on."""
         train, dataset_id = data.training_data(data_, self.layer, self.labels())
+        self._drop_other_calibration(train)
         training_set = self.training_set(train, self.pseudolabels(train, pairs))
         training_set["dataset_id"] = dataset_id or ""
         return self.start(training_set).train(training_set)
+
+    def data_digest(self, train):
+        """A digest of validated training rows, with the settings that decide what is learnt from them."""
+        digest = hashlib.sha256(repr([self.stage, self.seed, self.stage_entries()]).encode())
+        return data.update_digest(digest, train, schemas.gene_columns(train.columns)).hexdigest()
+
+    def _drop_other_calibration(self, train):
+        """A calibration made by `pertnet.cross_validate` on other data or settings than this fit's no longer
+        describes the model's errors: let it go, and say so."""
+        if getattr(self, "calibration_", None) is None:
+            return
+        if getattr(self, "calibrated_on_", None) != self.data_digest(train):
+            self.log("the model's calibration was made on other data or settings than this fit's: dropped; run "
+                     "pertnet.cross_validate(model, data, pairs) again for intervals")
+            del self.calibration_
+            self.__dict__.pop("calibrated_on_", None)
 
     def training_set(self, train, pseudolabels=None):
         """The encoded training set (`pertnet.stage.encode`) of validated training rows and pseudolabel rows:
@@ -128,6 +179,8 @@ class PertNet:
         interval: a coverage level (0.5 to 0.99) for bounds from `calibration_` (pertnet.cross_validate
         makes it): an `outputs.IntervalPrediction` of DataFrames (prediction, lower, upper, uncertainty), or
         with as_anndata one AnnData that also has the layers lower and upper and obs uncertainty."""
+        self._require_fitted("predict")
+        obs_names = list(pairs.obs_names) if hasattr(pairs, "obs") and "id" not in pairs.obs else None
         stage = self.stage_
         pairs = data.pairs_frame(pairs, Labels.from_json(stage.label_columns))
         inputs = stage.encode_pairs(pairs.cell_type, pairs.sm_name, source="the pairs to predict")
@@ -140,11 +193,15 @@ class PertNet:
                                 "pairs) on its training data first, or load a models folder with calibration.npz")
             values, bounds = self.calibration_.predict(stage, inputs, level, "the model's calibration")
         fmt = outputs.FORMATS[outputs.BENCHMARK if as_anndata else outputs.SUBMISSION]
-        return fmt.build(pairs, stage.genes, values, stage.dataset_id, bounds)
+        result = fmt.build(pairs, stage.genes, values, stage, bounds)
+        if as_anndata and obs_names is not None:  # an AnnData of pairs without ids keeps its own names
+            result.obs_names = obs_names
+        return result
 
     def save(self, models_dir):
         """Write the fitted stage as models_dir/<stage>/, the bundles `python -m predict --models-dir
         models_dir` reads."""
+        self._require_fitted("save")
         models_dir = Path(models_dir)
         for entry in self.stage_.entries:
             bundle.save_entry(models_dir, self.stage_, entry, self.stage_.weights[entry.id], "pertnet.fit")
@@ -156,8 +213,12 @@ class PertNet:
     @classmethod
     def load(cls, models_dir, stage="stage_1", entries=None, configuration="pertnet/defaults.py"):
         """The estimator of models_dir/<stage>/ (saved by `save` or trained by `python -m train`), as
-        fitted. entries: those it was trained with, where not the package's (a --stages file's);
-        configuration: where they come from, for the message where they differ from the bundle's."""
+        fitted. entries: None restores those the bundles recorded (the package's, for bundles that predate
+        the record); given (a --stages file's), they are checked against the bundles, and configuration
+        names where they come from in the message where they differ."""
+        if entries is None:
+            entries = bundle.recorded_entries(models_dir, stage)
+            configuration = configuration if entries is None else f"{bundle.stage_dir(models_dir, stage)}/shared.npz"
         model = cls(stage, entries=entries)
         model.stage_ = bundle.load_stage(models_dir, stage, model.stage_entries(), configuration)
         recorded = Labels.from_json(model.stage_.label_columns)
@@ -170,8 +231,13 @@ class PertNet:
         return model
 
     def log(self, line):
-        """A progress line, as `verbose` asks."""
-        if callable(self.verbose):
+        """A progress line, as `verbose` asks: True prints it, False drops it, a logging.Logger or a logging level
+        (e.g. logging.INFO) logs it (to the "pertnet" logger), a function receives it."""
+        if isinstance(self.verbose, logging.Logger):
+            self.verbose.info(line)
+        elif isinstance(self.verbose, int) and not isinstance(self.verbose, bool):
+            logging.getLogger("pertnet").log(self.verbose, line)
+        elif callable(self.verbose):
             self.verbose(line)
         elif self.verbose:
             print(line, flush=True)

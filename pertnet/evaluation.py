@@ -64,7 +64,7 @@ def show(report_and_details, json_path=None, plot_path=None, log=print):
         reports.write_json(json_path, report)
         log(f"report -> {json_path}")
     if plot_path:
-        plots.errors(plot_path, report, **details)
+        plots.errors(plot_path, report, details["rows"], details["predictions"], details["truth"], details["pairs"])
         log(f"plot -> {plot_path}")
     log(f"evaluated in {report['wall_s']:.1f}s")
     return report

@@ -81,27 +81,28 @@ def write_dataset(path, obs, genes, layers, uns):
     _write(adata, path)
 
 
-def write_prediction(path, id_map, genes, values, dataset_id, bounds=None):
+def write_prediction(path, id_map, genes, values, dataset_id, bounds=None, parameters=None):
     """The benchmark's prediction file (schemas.H5AD_PREDICTION)."""
-    _write(prediction(id_map, genes, values, dataset_id, bounds), path)
+    _write(prediction(id_map, genes, values, dataset_id, bounds, parameters), path)
     return Path(path)
 
 
-def prediction(id_map, genes, values, dataset_id, bounds=None):
+def prediction(id_map, genes, values, dataset_id, bounds=None, parameters=None):
     """The benchmark's prediction AnnData; its spec asks for a double layer, so the float32 predictions
-    are widened to float64 (exactly). bounds (`intervals.Bounds`): also the layers lower and upper, obs
-    uncertainty and uns interval_level."""
+    are widened to float64 (exactly). X holds them too (scanpy's functions read X). obs: the label
+    columns as given, indexed by id. bounds (`intervals.Bounds`): also the layers lower and upper, obs
+    uncertainty and uns interval_level. parameters: what made the prediction (uns["pertnet"])."""
     import anndata
 
     obs = labels.given(id_map).set_axis(id_map["id"].astype(str).rename("id"))
     layers = {"prediction": np.asarray(values, dtype=np.float64)}
-    uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID}
+    uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID, **({"pertnet": parameters} if parameters else {})}
     if bounds is not None:
         layers.update(lower=np.asarray(bounds.lower, np.float64), upper=np.asarray(bounds.upper, np.float64))
         obs = obs.assign(uncertainty=np.asarray(bounds.uncertainty, np.float64))
         uns["interval_level"] = float(bounds.level)
-    return anndata.AnnData(X=None, obs=obs, var=pd.DataFrame(index=pd.Index(genes)), shape=values.shape,
-                           layers=layers, uns=uns)
+    return anndata.AnnData(X=layers["prediction"], obs=obs, var=pd.DataFrame(index=pd.Index(genes)), layers=layers,
+                           uns=uns)
 
 
 def read_interval_fields(path):

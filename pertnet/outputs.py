@@ -5,6 +5,7 @@ written, read back and built in memory, and where its bounds are.
 reads a submission by its suffix, the estimator builds its in-memory result through them and the
 benchmark command asks for the h5ad row. Another format (zarr, parquet) is another row.
 """
+import json
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -12,6 +13,7 @@ import pandas as pd
 
 from pertnet import data, defaults, labels, schemas
 from pertnet.errors import UserError
+from pertnet.version import VERSION
 
 
 class IntervalPrediction(NamedTuple):
@@ -36,15 +38,15 @@ class OutputFormat(NamedTuple):
     name: str
     suffix: str
     file_name: Callable   # stage -> the file `predict` writes in the submissions folder
-    write: Callable       # (path, id_map, genes, values, dataset_id, bounds, log) -> path
+    write: Callable       # (path, id_map, genes, values, stage, bounds, log) -> path; stage: the `Stage` predicting
     read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
-    build: Callable       # (pairs, genes, values, dataset_id, bounds) -> the estimator's in-memory result
+    build: Callable       # (pairs, genes, values, stage, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
 
 
 # ---------------------------------------------------------------- csv: the competition's submission
 
-def _write_csv(path, id_map, genes, values, dataset_id, bounds, log):
+def _write_csv(path, id_map, genes, values, stage, bounds, log):
     if bounds is not None:
         return data.write_with_intervals(path, id_map, genes, values, bounds)
     for stale in data.interval_paths(path).values():  # bounds of an earlier prediction: evaluate would score them
@@ -58,7 +60,7 @@ def _read_csv(path, layer, label_columns):
     return data.read_csv_table(path, label_columns)
 
 
-def _build_frame(pairs, genes, values, dataset_id, bounds):
+def _build_frame(pairs, genes, values, stage, bounds):
     shown = pd.concat([pairs[["id"]], labels.given(pairs)], axis=1).reset_index(drop=True)  # id, the labels
 
     def table(values):
@@ -85,10 +87,19 @@ def _csv_bounds(path):
 
 # ---------------------------------------------------------------- h5ad: the Open Problems benchmark's prediction
 
-def _write_h5ad(path, id_map, genes, values, dataset_id, bounds, log):
+def parameters(stage):
+    """What made a prediction, for an AnnData's uns["pertnet"]: the package, its version, the stage, its seed
+    and its entries as trained (reps and epochs per entry, and each entry whole, as JSON)."""
+    return dict(method="pertnet: the 3rd-place solution of Open Problems - Single-Cell Perturbations",
+                version=VERSION, stage=stage.name, seed="unknown" if stage.seed is None else int(stage.seed),
+                reps={e.id: e.reps for e in stage.entries}, epochs={e.id: e.epochs for e in stage.entries},
+                entries=json.dumps([e.as_dict() for e in stage.entries]))
+
+
+def _write_h5ad(path, id_map, genes, values, stage, bounds, log):
     from pertnet import h5ad
 
-    return h5ad.write_prediction(path, id_map, genes, values, dataset_id, bounds)
+    return h5ad.write_prediction(path, id_map, genes, values, stage.dataset_id, bounds, parameters(stage))
 
 
 def _read_h5ad(path, layer, label_columns):  # the genes are var_names: no label column can be taken for one
@@ -98,10 +109,10 @@ def _read_h5ad(path, layer, label_columns):  # the genes are var_names: no label
     return obs, genes, values
 
 
-def _build_anndata(pairs, genes, values, dataset_id, bounds):
+def _build_anndata(pairs, genes, values, stage, bounds):
     from pertnet import h5ad
 
-    return h5ad.prediction(pairs, genes, values, dataset_id, bounds)
+    return h5ad.prediction(pairs, genes, values, stage.dataset_id, bounds, parameters(stage))
 
 
 def _h5ad_bounds(path):

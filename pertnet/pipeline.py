@@ -188,8 +188,8 @@ def _predict(options, log):
     column = [position[gene] for gene in order]
     values, bounds = values[:, column], bounds and bounds.columns(column)
     fmt = outputs.FORMATS[options.output_format]
-    out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order, values,
-                    stage.dataset_id, bounds, log)
+    out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order, values, stage, bounds,
+                    log)
     with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")

@@ -151,6 +151,8 @@ BUNDLE_SHARED = Format("models/<stage>/shared.npz", "what every entry and rep of
     Field("run", "str ()", True, "fingerprint of the training arrays, seed and stage"),
     Field("dataset_id", "str ()", False, "the training file's dataset_id"),
     Field("pseudolabel_pairs", "int32 (pairs, 2)", False, "label codes of the pairs whose pseudolabels it trained on"),
+    Field("entries", "str () JSON", False, "the entries as trained, in order (what pertnet.load restores)"),
+    Field("seed", "str ()", False, "the base seed it was trained with, as text"),
 ))
 
 BUNDLE_ENTRY = Format("models/<stage>/model_<id>/entry.json", "one entry's bundle; written after its rep files "

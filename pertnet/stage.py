@@ -52,10 +52,11 @@ class Stage:
     are the label codes of the pairs whose pseudolabels it trained on (none for a stage without)."""
 
     def __init__(self, name, entries, genes, vocabulary, clip_low, clip_high, codec, run, dataset_id="",
-                 weights=None, pseudolabel_pairs=None, label_columns=""):
+                 weights=None, pseudolabel_pairs=None, label_columns="", seed=None):
         self.name, self.entries, self.genes, self.vocabulary = name, list(entries), list(genes), list(vocabulary)
         self.clip_low, self.clip_high, self.codec, self.run = clip_low, clip_high, codec, run
         self.dataset_id, self.label_columns = dataset_id, label_columns  # as encode() recorded them
+        self.seed = seed  # the base seed it was trained with (None: a bundle that predates its record)
         self.weights = {} if weights is None else weights
         self.pseudolabel_pairs = np.zeros((0, 2), np.int32) if pseudolabel_pairs is None else pseudolabel_pairs
 
@@ -79,7 +80,7 @@ class Stage:
                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
                    str(training_set.get("dataset_id", "")),
                    pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:],
-                   label_columns=str(training_set.get("labels", "")))
+                   label_columns=str(training_set.get("labels", "")), seed=seed)
 
     def entry_fingerprint(self, entry):
         """What one entry's weights were made from: the run's fingerprint, its hyperparameters and the package's

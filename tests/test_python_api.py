@@ -3,15 +3,18 @@ gives the numbers and the messages the commands give."""
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
 
 import pertnet
 import repro
-from conftest import ROOT, dirs
+from conftest import ROOT, TINY_GENES, dirs
 from pertnet import cli, defaults
 
 DOC = ROOT / "docs" / "python.md"
@@ -108,3 +111,66 @@ def test_the_wheel_holds_the_package_its_data_and_the_license_but_no_top_level_c
     assert {n.split("/")[0] for n in names} == {"pertnet", f"pertnet-{pertnet.__version__}.dist-info"}
     assert {"pertnet/estimator.py", "pertnet/defaults.py", "pertnet/resources/compounds.csv",
             "pertnet/config.vsh.yaml", f"pertnet-{pertnet.__version__}.dist-info/licenses/LICENSE"} <= set(names)
+
+
+def test_the_estimator_follows_scikit_learns_contract(tiny_data, tmp_path):
+    from sklearn.base import clone
+
+    model = pertnet.PertNet("simple", reps=1, epochs=2, verbose=False)
+    assert repr(model) == "PertNet(stage='simple', reps=1, epochs=2, verbose=False)"
+    copy = clone(model.set_params(seed=7))
+    assert copy.get_params() == model.get_params() and copy.seed == 7 and copy is not model
+    with pytest.raises(ValueError, match="no parameter"):
+        model.set_params(learning_rate=0.1)
+    for call in (lambda: model.predict(pd.read_csv(tiny_data / "id_map.csv")), lambda: model.save(tmp_path),
+                 lambda: model.predict(pd.read_csv(tiny_data / "id_map.csv"), interval=0.9)):
+        with pytest.raises(pertnet.UserError, match="not fitted yet; call fit"):
+            call()
+
+
+def test_load_restores_custom_entries_and_a_prediction_anndata_is_scverse_shaped(tiny_data, tmp_path):
+    de_train, id_map = pd.read_parquet(tiny_data / "de_train.parquet"), pd.read_csv(tiny_data / "id_map.csv")
+    wider = [{**defaults.STAGES["simple"][0], "dense_1": 64}]
+    model = pertnet.PertNet("simple", entries=wider, reps=1, epochs=1, seed=3, verbose=False).fit(de_train)
+    model.save(tmp_path / "models")
+    again = pertnet.load(tmp_path / "models", stage="simple")  # no entries passed: the bundles recorded them
+    assert again.entries[0]["dense_1"] == 64
+    pd.testing.assert_frame_equal(again.predict(id_map), model.predict(id_map))
+    predicted = again.predict(id_map, as_anndata=True)
+    assert np.array_equal(predicted.X, predicted.layers["prediction"])
+    assert predicted.obs_names.tolist() == id_map["id"].astype(str).tolist()
+    assert predicted.uns["pertnet"]["stage"] == "simple" and predicted.uns["pertnet"]["seed"] == 3
+    assert predicted.uns["pertnet"]["version"] == pertnet.__version__ and predicted.uns["pertnet"]["epochs"] == {"7": 1}
+    pairs = anndata.AnnData(obs=id_map[["cell_type", "sm_name"]].set_axis([f"pair_{i}" for i in range(len(id_map))]))
+    assert again.predict(pairs, as_anndata=True).obs_names.tolist() == pairs.obs_names.tolist()
+
+
+def test_cross_validate_returns_the_out_of_fold_rows_and_a_fit_on_other_data_drops_its_calibration(tiny_data):
+    de_train, id_map = pd.read_parquet(tiny_data / "de_train.parquet"), pd.read_csv(tiny_data / "id_map.csv")
+    lines = []
+    model = pertnet.PertNet("simple", reps=1, epochs=1, verbose=lines.append)
+    report, out_of_fold = pertnet.cross_validate(model, de_train, id_map)
+    assert len(out_of_fold) == report["rows"] and list(out_of_fold.columns[:4]) == ["repeat", "fold", "cell_type",
+                                                                                      "sm_name"]
+    assert set(out_of_fold["fold"]) == set(report["cv"]["folds"]) and set(out_of_fold["repeat"]) == {0, 1}
+    model.fit(de_train)  # the data it was calibrated on: the calibration stays
+    assert model.predict(id_map, interval=0.9).lower.shape == (len(id_map), 3 + TINY_GENES)  # id, the labels, genes
+    model.fit(de_train.iloc[:-5])
+    assert not hasattr(model, "calibration_") and any("calibration was made on other data" in line for line in lines)
+
+
+def test_verbose_takes_a_logging_level(tiny_data, caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="pertnet"):
+        pertnet.fit(pd.read_parquet(tiny_data / "de_train.parquet"), "simple", reps=1, epochs=1, verbose=logging.INFO)
+    assert any("[simple] entry 7 (1/1)" in record.message for record in caplog.records)
+
+
+def test_a_bare_import_shows_the_api_and_reaches_the_modules():
+    done = subprocess.run([sys.executable, "-c", "import pertnet; print(dir(pertnet)); "
+                           "print(pertnet.entries.read_stages.__name__, pertnet.defaults.SEED)"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "'PertNet', 'UserError', '__version__', 'cross_validate', 'fit', 'load'" in done.stdout
+    assert "read_stages 42" in done.stdout
