@@ -1,7 +1,7 @@
 """Every file format the package reads or writes, declared once, as data.
 
 The readers (`data`, `h5ad`, `bundle`, `pipeline`) check files against these declarations, the
-messages name their columns, and README.md's "File formats" section describes the same ones.
+messages name their columns, and docs/formats.md describes the same ones.
 A gene column is any column that no format declares (never a hard-coded first gene).
 """
 from dataclasses import dataclass

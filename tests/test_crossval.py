@@ -10,7 +10,7 @@ CELL_LINES = ["HepG2", "K562", "A549", "MCF7"]
 
 
 def screen(cell_types=CELL_LINES, compounds=30, **held_out):
-    """(training pairs, id_map) of a made-up screen (pertnet/synthetic.py)."""
+    """(training pairs, id_map) of a made-up screen (pertnet/synthetic/)."""
     names = [f"compound {i:02d}" for i in range(1, compounds + 1)]
     _, train, id_map = synthetic.screen_design(cell_types, names, **held_out)
     return train.reset_index(drop=True), id_map

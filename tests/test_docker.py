@@ -122,8 +122,9 @@ def test_the_original_flow_builds_with_the_kaggle_files_in_data_and_runs_the_com
 
 
 def readme_commands():
-    """The modules the README runs with `python -m`."""
-    return set(re.findall(r"python -m ([a-z_][\w.]*)", (ROOT / "README.md").read_text())) - NOT_IN_THE_IMAGE
+    """The modules the README and docs/cli.md run with `python -m`."""
+    text = (ROOT / "README.md").read_text() + (ROOT / "docs" / "cli.md").read_text()
+    return set(re.findall(r"python -m ([a-z_][\w.]*)", text)) - NOT_IN_THE_IMAGE
 
 
 def test_a_fresh_clone_builds_and_every_readme_command_starts_in_the_image(tmp_path):

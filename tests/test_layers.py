@@ -1,4 +1,4 @@
-"""The package's layers, as the README's layout states them: every module of pertnet/ sits in one layer, imports
+"""The package's layers, as docs/architecture.md's layout states them: every module of pertnet/ sits in one layer, imports
 only modules of its own layer or of lower ones (also where it imports inside a function), and the imports make
 no cycle. `from pertnet import X` of a name that is no module is an import of pertnet/__init__.py, the top."""
 import ast
@@ -10,8 +10,9 @@ PACKAGE = ROOT / "pertnet"
 
 
 def readme_layers():
-    """[(layer name, {module})], top first, from the README's layout block of pertnet/."""
-    lines = re.search(r"^## Layout\n.*?^```\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)[1].splitlines()
+    """[(layer name, {module})], top first, from docs/architecture.md's layout block of pertnet/."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    lines = re.search(r"^## Layout\n.*?^```\n(.*?)^```", text, re.S | re.M)[1].splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("pertnet/"))
     layers = []
     for line in lines[start + 1:]:
@@ -48,11 +49,11 @@ def imports(path, known):
     return found - {module_name(path)}
 
 
-def test_every_module_is_in_one_layer_of_the_readme():
+def test_every_module_is_in_one_layer_of_the_layout():
     placed = [module for _, layer in readme_layers() for module in layer]
     assert len(placed) == len(set(placed)), "a module in two layers"
-    assert set(placed) == set(modules()), ("in the package, not in the README", set(modules()) - set(placed),
-                                           "in the README, not in the package", set(placed) - set(modules()))
+    assert set(placed) == set(modules()), ("in the package, not in the layout", set(modules()) - set(placed),
+                                           "in the layout, not in the package", set(placed) - set(modules()))
 
 
 def test_no_module_imports_a_higher_layer():

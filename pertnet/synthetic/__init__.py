@@ -162,11 +162,11 @@ def dose_ladder(count: int) -> list[float]:
     return [float(10.0 ** power) for power in range(2 - count, 2)]
 
 
-def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: int = 2, test_compounds: int = 0,
+def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: int = 2, test_compounds: int = None,
                   scattered: int = 0, seed: int = 0, doses=None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(compounds, training pairs, id_map) of a made-up screen: every cell type x compound, less the pairs to
-    predict. Held out the competition's way, the last `test_compounds` compounds in the last
-    `test_cell_types` cell types; or, with `scattered`, that many pairs drawn at random over the whole
+    predict. Held out the competition's way, the last `test_compounds` compounds (default a third, as the
+    command's) in the last `test_cell_types` cell types; or, with `scattered`, that many pairs drawn at random over the whole
     grid, each cell type and compound keeping a training row (a design where every cell type is tested).
     doses: each (cell type, compound) pair measured at each of them (a `dose` column); a pair held out is
     held out at every dose."""
@@ -182,6 +182,7 @@ def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: 
                 left[compound] -= 1
         held_out = grid.index.isin(chosen)
     else:
+        test_compounds = len(compounds) // 3 if test_compounds is None else test_compounds
         held_out = (grid["cell_type"].isin(cell_types[len(cell_types) - test_cell_types:])
                     & grid["sm_name"].isin(compounds[len(compounds) - test_compounds:])).to_numpy()
     metadata = pd.DataFrame({"sm_name": compounds, "sm_lincs_id": [f"LSM-{i}" for i in range(1, len(compounds) + 1)],
