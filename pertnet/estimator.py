@@ -14,6 +14,7 @@ per fold, the folds of a group fitted side by side by `fit_side_by_side`) and th
 import hashlib
 import inspect
 import logging
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -148,8 +149,28 @@ class PertNet:
 
     def train(self, training_set, status=lambda entry: (False, ""), on_fitted=lambda entry, weights: None):
         """Train the started stage entry by entry (`pertnet.stage.Stage.fit`: status and on_fitted are
-        the commands' hooks to skip saved entries and to save each one)."""
-        self.stage_.fit(training_set, self.seed, self.log, status, on_fitted)
+        the commands' hooks to skip saved entries and to save each one). In a notebook, with verbose=True,
+        progress is a bar (one step per entry) instead of the printed lines."""
+        bar = _notebook_bar(len(self.stage_.entries), f"[{self.stage}] entries") if self.verbose is True else None
+        if bar is None:
+            self.stage_.fit(training_set, self.seed, self.log, status, on_fitted)
+            return self
+
+        def fitted(entry, weights):
+            on_fitted(entry, weights)
+            bar.set_postfix_str(f"entry {entry.id} saved")
+            bar.update(1)
+
+        def done_or_not(entry):
+            done, note = status(entry)
+            if done:
+                bar.update(1)
+            return done, note
+
+        try:
+            self.stage_.fit(training_set, self.seed, lambda line: None, done_or_not, fitted)
+        finally:
+            bar.close()
         return self
 
     def encode_pairs(self, pairs, source):
@@ -241,6 +262,17 @@ class PertNet:
             self.verbose(line)
         elif self.verbose:
             print(line, flush=True)
+
+
+def _notebook_bar(total, description):
+    """A progress bar where the process is a Jupyter kernel (tqdm's notebook bar where ipywidgets is
+    installed, its text bar otherwise); None in a terminal or a log, which keep one line per entry."""
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    if type(shell).__name__ != "ZMQInteractiveShell":
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="entry")
 
 
 def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0):

@@ -174,3 +174,17 @@ def test_a_bare_import_shows_the_api_and_reaches_the_modules():
     assert done.returncode == 0, done.stderr
     assert "'PertNet', 'UserError', '__version__', 'cross_validate', 'fit', 'load'" in done.stdout
     assert "read_stages 42" in done.stdout
+
+
+def test_in_a_notebook_progress_is_a_bar_one_step_per_entry(tiny_data, monkeypatch, capsys):
+    """A Jupyter kernel (its shell class stood in for): a bar instead of the printed lines."""
+    import types
+
+    class ZMQInteractiveShell:
+        pass
+
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell))
+    pertnet.fit(pd.read_parquet(tiny_data / "de_train.parquet"), "stage_1", reps=1, epochs=1,
+                entries=[e for e in defaults.STAGES["stage_1"][:2]])
+    out, err = capsys.readouterr()
+    assert "[stage_1] entries" in err and "2/2" in err and "[stage_1] entry 1 (1/2)" not in out
