@@ -1,30 +1,17 @@
 """Shared command-line options, and the one place that turns errors into one-line messages."""
 import argparse
 import contextlib
-import os
 import signal
 import sys
 from pathlib import Path
 
 from pertnet import intervals, outputs, stopping
 from pertnet.errors import UserError
+from pertnet.quiet import import_tensorflow_quietly
 from pertnet.version import VERSION
 from pertnet.entries import read_stages
 from pertnet.labels import REPLICATES, Labels
 from pertnet.options import Options
-
-
-def import_tensorflow_quietly():
-    """Import TensorFlow with stderr muted: its C++ start-up notes would bury our one-line errors."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def positive_int(text):
@@ -127,6 +114,11 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
     if training:
         p.add_argument("--force", action="store_true", help="retrain every model, even those already saved")
+        where = p.add_mutually_exclusive_group()
+        where.add_argument("--workers", type=positive_int, metavar="N",
+                           help="train on a local Dask cluster of N worker processes (docs/cluster.md)")
+        where.add_argument("--cluster", metavar="ADDRESS",
+                           help="train on a running Dask scheduler, e.g. tcp://host:8786 (docs/cluster.md)")
     return p
 
 
@@ -138,7 +130,7 @@ def options(args):
                    train_file=getattr(args, "train_file", None), layer=getattr(args, "layer", None),
                    output_format=getattr(args, "output_format", outputs.SUBMISSION),
                    interval=getattr(args, "interval", None), stages_file=_stages_file(args), stages=args.config.STAGES,
-                   labels=labels(args))
+                   labels=labels(args), workers=getattr(args, "workers", None), cluster=getattr(args, "cluster", None))
 
 
 def labels(args):

@@ -147,13 +147,15 @@ class PertNet:
         self.genes_, self.vocabulary_, self.dataset_id_ = self.stage_.genes, self.stage_.vocabulary, self.stage_.dataset_id
         return self
 
-    def train(self, training_set, status=lambda entry: (False, ""), on_fitted=lambda entry, weights: None):
+    def train(self, training_set, status=lambda entry: (False, ""), on_fitted=lambda entry, weights: None,
+              executor=None):
         """Train the started stage entry by entry (`pertnet.stage.Stage.fit`: status and on_fitted are
-        the commands' hooks to skip saved entries and to save each one). In a notebook, with verbose=True,
-        progress is a bar (one step per entry) instead of the printed lines."""
+        the commands' hooks to skip saved entries and to save each one; executor: a Dask cluster's,
+        pertnet/cluster.py). In a notebook, with verbose=True, progress is a bar (one step per entry)
+        instead of the printed lines."""
         bar = _notebook_bar(len(self.stage_.entries), f"[{self.stage}] entries") if self.verbose is True else None
         if bar is None:
-            self.stage_.fit(training_set, self.seed, self.log, status, on_fitted)
+            self.stage_.fit(training_set, self.seed, self.log, status, on_fitted, executor)
             return self
 
         def fitted(entry, weights):
@@ -168,7 +170,7 @@ class PertNet:
             return done, note
 
         try:
-            self.stage_.fit(training_set, self.seed, lambda line: None, done_or_not, fitted)
+            self.stage_.fit(training_set, self.seed, lambda line: None, done_or_not, fitted, executor)
         finally:
             bar.close()
         return self

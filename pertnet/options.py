@@ -27,6 +27,8 @@ class Options:
     demo: bool = False                        # data_dir holds the synthetic demo dataset, generated on first use
     labels: Labels = None                     # the label columns (pertnet/labels.py); None: as the models recorded
                                               # them where there are models, else the competition's
+    workers: int = None                       # --workers: train on a local Dask cluster of this many processes
+    cluster: str = None                       # --cluster: train on the Dask scheduler at this address
 
     def __post_init__(self):
         for name in ("data_dir", "models_dir", "submissions_dir", "train_file", "stages_file"):

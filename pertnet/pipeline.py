@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pertnet import (bundle, crossval, data, defaults, evaluation, intervals, locks, outputs, schemas, stopping,
-                     version)
+from pertnet import (bundle, cluster, crossval, data, defaults, evaluation, intervals, locks, outputs, schemas,
+                     stopping, version)
 from pertnet.errors import UserError
 from pertnet.features import Vocabulary
 from pertnet.labels import Labels
@@ -113,6 +113,7 @@ def train(options, log=print):
     SIGTERM) raises Interrupted, which says how many model-reps were saved.
     """
     require_writable(bundle.stage_dir(options.models_dir, options.stage), "--models-dir")
+    cluster.require_reachable(options.cluster)
     with training(options):
         _train(options, log)
 
@@ -136,7 +137,7 @@ def _train(options, log):
         if not bundle.entry_dir(models_dir, stage_name, entry.id).exists():
             return False, ""
         why = (f"its bundle is incomplete: {problem}" if saved is None else "--force" if options.force
-               else f"its bundle was made by pertnet {saved.get('version', 'before 1.0.0')}, this is {version.VERSION}"
+               else f"its bundle was made by pertnet {saved.get('version', 'before 1.1.0')}, this is {version.VERSION}"
                if saved.get("version") != version.VERSION
                else "its bundle was made from other inputs, hyperparameters or seed")
         return False, f"retraining ({why}); "
@@ -148,7 +149,8 @@ def _train(options, log):
     with stopping.saying_what_was_kept(lambda: f"{sum(e.reps for e in kept)} of {sum(e.reps for e in entries)} "
                                                f"model-reps saved in {bundle.stage_dir(models_dir, stage_name)}/; "
                                                "rerun the same command to resume"):
-        model.train(training_set, status, save)  # stops at the end of an epoch or between entries
+        with cluster.executor(options.workers, options.cluster, log) as executor:
+            model.train(training_set, status, save, executor)  # stops at the end of an epoch or between entries
         stopping.check()  # a signal while the last entry was saved
     log(f"[{stage_name}] bundles -> {bundle.stage_dir(models_dir, stage_name)}/")
 
@@ -245,6 +247,7 @@ def repro(options, log=print):
     for folder, option in ((options.data_dir, "--data-dir"), (options.models_dir, "--models-dir"),
                            (options.submissions_dir, "--submissions-dir")):
         require_writable(folder, option)  # before hours of training, not after
+    cluster.require_reachable(options.cluster)
     with preparing(options), training(options):  # for the whole chain: no other run slips in between its steps
         return _repro(options, log)
 

@@ -165,7 +165,7 @@ BUNDLE_ENTRY = Format("models/<stage>/model_<id>/entry.json", "one entry's bundl
     Field("fingerprint", "str", True, "run + hyperparameters + package version: a rerun skips the entry when "
                                        "it matches"),
     Field("configuration", "str", False, "where its entry came from: config.py, a --stages file or pertnet.fit"),
-    Field("version", "str", False, "the package version that trained it (absent before 1.0.0's bundles kept it)"),
+    Field("version", "str", False, "the package version that trained it (absent in bundles of versions before 1.1.0)"),
 ))
 
 # Columns that are never genes, in any table the package reads.

@@ -11,6 +11,7 @@ import gc
 import hashlib
 import json
 import time
+from concurrent import futures
 
 import numpy as np
 import pandas as pd
@@ -88,14 +89,17 @@ class Stage:
         return hashlib.sha256(json.dumps([self.run, entry.as_dict(), version.VERSION], sort_keys=True).encode()).hexdigest()
 
     def fit(self, training_set, seed, log=print, status=lambda entry: (False, ""),
-            on_fitted=lambda entry, weights: None):
+            on_fitted=lambda entry, weights: None, executor=None):
         """Train every entry's reps on `training_set` (the one `start` was given), entry by entry.
 
         status(entry) -> (done, note): done skips the entry (its weights stay where they are, e.g.
         in its bundle); the note leads its log line. on_fitted(entry, rep_weights) runs after each
         trained entry (`train` saves its bundle there). A stop signal raises Interrupted at the end of
-        an epoch or between entries.
+        an epoch or between entries. executor: a concurrent.futures.Executor (a Dask cluster's,
+        pertnet/cluster.py) that trains the entries side by side instead (`fit_on`).
         """
+        if executor is not None:
+            return self.fit_on(executor, training_set, seed, log, status, on_fitted)
         from pertnet import training  # TensorFlow loads only where something trains
 
         inputs, targets = training_set["train_inputs"], training_set["train_targets"]
@@ -128,6 +132,56 @@ class Stage:
         log(f"[{self.name}] trained {len(trained)} entries ({sum(e.reps for e in trained)} model-reps), skipped "
             f"{len(skipped)} already saved ({sum(e.reps for e in skipped)} model-reps){kept}, in "
             f"{time.perf_counter() - progress.start:.1f}s")
+        return self
+
+    def fit_on(self, executor, training_set, seed, log=print, status=lambda entry: (False, ""),
+               on_fitted=lambda entry, weights: None, every=30.0):
+        """`fit` with each entry's whole rep stack one task of `executor`: the tasks train side by side
+        wherever the executor runs them, each the computation the serial loop runs (the same arrays,
+        seeds and stack), so the weights are the same; on_fitted runs here as each one arrives. A line
+        at least every `every` seconds says how many are done and the time left. A stop signal
+        cancels what has not finished (the entries saved so far stay saved)."""
+        from pertnet import training  # the task's function; the executor's workers load TensorFlow
+
+        inputs, targets = training_set["train_inputs"], training_set["train_targets"]
+        started, pending = time.perf_counter(), {}
+        for number, entry in enumerate(self.entries, 1):
+            done, note = status(entry)
+            label = f"[{self.name}] entry {entry.id} ({number}/{len(self.entries)})"
+            if done:
+                log(f"{label}: {note}")
+                continue
+            task = executor.submit(training.train_entry, entry, inputs, self.codec.truncate(entry.n_dim).transform(targets),
+                                   len(self.vocabulary), training.rep_seeds(seed, self.name, entry.id, entry.reps))
+            pending[task] = entry
+            log(f"{label}: {note}sent to the cluster: family {entry.architecture}, {entry.reps} reps x "
+                f"{entry.epochs} epochs, batch {entry.bs}, n_dim {entry.n_dim}")
+        flops = {e.id: training.training_flops(e, len(inputs)) for e in pending.values()}
+        total, done_flops, said = sum(flops.values()), 0.0, time.perf_counter()
+        try:
+            while pending:
+                finished, _ = futures.wait(pending, timeout=1.0, return_when=futures.FIRST_COMPLETED)
+                arrived = []
+                for task in finished:
+                    entry = pending.pop(task)
+                    if stopping.requested() is not None and (task.cancelled() or task.exception() is not None):
+                        continue  # Ctrl-C reaches a local cluster's workers too: the stop, not an error
+                    self.weights[entry.id] = task.result()
+                    on_fitted(entry, self.weights[entry.id])
+                    done_flops += flops[entry.id]
+                    arrived.append(entry)
+                stopping.check()  # every entry that arrived is saved
+                if arrived or time.perf_counter() - said >= every:
+                    elapsed = time.perf_counter() - started
+                    left = f"about {elapsed / done_flops * (total - done_flops):.0f}s left" if done_flops else "time left ?"
+                    saved = f" (saved: {', '.join(f'entry {e.id}' for e in arrived)})" if arrived else ""
+                    log(f"[{self.name}] cluster: {len(flops) - len(pending)} of {len(flops)} entries trained{saved}, "
+                        f"{elapsed:.0f}s so far, {left}")
+                    said = time.perf_counter()
+        finally:
+            for task in pending:  # a stop or an error: what has not finished is not wanted any more
+                task.cancel()
+        log(f"[{self.name}] trained {len(flops)} entries on the cluster in {time.perf_counter() - started:.1f}s")
         return self
 
     def encode_pairs(self, cell_types, compounds, source):
