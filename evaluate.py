@@ -10,7 +10,7 @@ from pertnet import cli, crossval, evaluation, outputs, pipeline
 
 def main(argv=None):
     p = cli.parser(__doc__, config, stage_required=False, reads_training=True, tensorflow=False,  # only --cv trains
-                   overrides=True)  # --reps / --epochs, for --cv
+                   overrides=True, on_a_cluster=True)  # --reps / --epochs, --workers / --cluster: for --cv
     p.add_argument("--cv", action="store_true", help="cross-validate --stage on the training data (folds from its design x 2 repeats)")
     p.add_argument("--submission", type=Path,
                    help="the submission to score (default: the --stage's submission in --submissions-dir)")
@@ -26,8 +26,8 @@ def main(argv=None):
         p.error("--cv scores the stage on held-out training rows; it takes no --submission or --truth")
     if args.cv and not args.stage:
         p.error("--cv needs --stage")
-    if not args.cv and (args.reps or args.epochs):
-        p.error("--reps and --epochs apply to --cv only")
+    if not args.cv and (args.reps or args.epochs or args.workers or args.cluster):
+        p.error("--reps, --epochs, --workers and --cluster apply to --cv only")
     if not args.cv and not (args.submission or args.stage):
         p.error("give --submission F (or --stage S for its submission), or --stage S --cv")
     options = cli.options(args)

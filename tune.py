@@ -8,7 +8,7 @@ from pertnet import cli, pipeline, tuning
 
 
 def main(argv=None):
-    p = cli.parser(__doc__, config, overrides=True, reads_training=True)
+    p = cli.parser(__doc__, config, overrides=True, reads_training=True, on_a_cluster=True)
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--entry", help="the entry whose hyperparameters to search (an id of the stage)")
     target.add_argument("--weights", action="store_true", help="search the stage's ensemble weights instead")

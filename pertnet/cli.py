@@ -62,10 +62,10 @@ class Parser(argparse.ArgumentParser):
 
 
 def parser(description, config, training=False, stage_required=True, tensorflow=True, reads_training=False,
-           writes_predictions=False, entries=True, overrides=False):
+           writes_predictions=False, entries=True, overrides=False, on_a_cluster=False):
     """The options every entry module takes, with their defaults from `config` (the repository's config.py:
     paths, seed and the stage table); `entries` adds --stages; `training` --reps, --epochs and --force
-    (`overrides` the first two alone);
+    (`overrides` the first two alone); `training` or `on_a_cluster` --workers and --cluster;
     `reads_training` --train-file, --layer and the label options (pertnet/labels.py); `writes_predictions`
     --output-format, --interval and the label columns;
     tensorflow=False for a command that never loads it (prepare_data, predict)."""
@@ -114,6 +114,7 @@ def parser(description, config, training=False, stage_required=True, tensorflow=
         p.add_argument("--epochs", type=positive_int, help="override every entry's epochs (departs from the original)")
     if training:
         p.add_argument("--force", action="store_true", help="retrain every model, even those already saved")
+    if training or on_a_cluster:
         where = p.add_mutually_exclusive_group()
         where.add_argument("--workers", type=positive_int, metavar="N",
                            help="train on a local Dask cluster of N worker processes (docs/cluster.md)")

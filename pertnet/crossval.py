@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from pertnet import bundle, data, ensemble, intervals, metrics, outputs, report as reports, schemas
+from pertnet import bundle, cluster, data, ensemble, intervals, metrics, outputs, report as reports, schemas
 from pertnet.entries import departure
 from pertnet.estimator import PertNet, fit_side_by_side
 from pertnet.files import load_npz, require_writable, save_npz
@@ -123,7 +123,7 @@ class CrossValidation:
         arrays = load_npz(path, f"delete {path}: it is recomputed")
         return [{key: arrays[f"{number}_{key}"] for key in CACHED} for number in range(len(self.folds))]
 
-    def out_of_fold(self, entries, folder, log=print):
+    def out_of_fold(self, entries, folder, log=print, executor=None):
         """Per fold: each entry's prediction of the held-out rows and its variance over reps, their truth and
         the fold's clip bounds; computed once per data, seed and entries, and cached in `folder` (tuning's,
         where `python -m evaluate --cv` finds them too)."""
@@ -133,7 +133,7 @@ class CrossValidation:
             log(f"[cv] out-of-fold predictions of {len(entries)} entries: read from {path}")
             return folds
         log(f"[cv] out-of-fold predictions of {len(entries)} entries, trained once")
-        results = sorted(self.results(entries, log, keep_entry_predictions=True),
+        results = sorted(self.results(entries, log, keep_entry_predictions=True, executor=executor),
                          key=lambda r: (r.fold.repeat, r.fold.number))
         folds = [dict(entries=np.stack(r.entry_predictions), variances=np.stack(r.entry_variances), truth=r.truth,
                       clip_low=r.clip_low, clip_high=r.clip_high) for r in results]
@@ -151,10 +151,12 @@ class CrossValidation:
             yield FoldResult(fold, mean.result(), arrays["truth"], mean.spread(), list(arrays["entries"]),
                              list(arrays["variances"]), arrays["clip_low"], arrays["clip_high"])
 
-    def results(self, entries, log=print, keep_entry_predictions=False):
+    def results(self, entries, log=print, keep_entry_predictions=False, executor=None):
         """Yield a `FoldResult` per fold, as its group of folds finishes: each fold is a `PertNet` estimator,
         each entry is fitted once per group, the group's folds side by side, and predicts the held-out rows;
-        per fold, the entries' predictions make the stage's prediction as `Stage.predict` ensembles them."""
+        per fold, the entries' predictions make the stage's prediction as `Stage.predict` ensembles them.
+        executor: a Dask cluster's (pertnet/cluster.py): a group's entries are then tasks, all sent at once,
+        and taken in the entries' order, so the sums are the serial run's."""
         from pertnet import training  # TensorFlow loads only where something trains
 
         split = {fold: self.rows(fold) for fold in self.folds}  # (training rows, held-out rows), sliced once
@@ -174,10 +176,22 @@ class CrossValidation:
             inputs = [model.encode_pairs(split[fold][1], source=f"{fold.label} held-out rows")
                       for fold, model in zip(group.folds, models)]
             means, kept = [model.stage_.ensemble() for model in models], [([], []) for _ in group.folds]
-            for entry in models[0].stage_.entries:  # as the data allows them (n_dim): the same in every fold of a group
+            group_entries = models[0].stage_.entries  # as the data allows them (n_dim): the same in every fold
+            sent = {entry.id: fit_side_by_side(models, training_sets, entry, share=1 / left, executor=executor)
+                    for entry in group_entries} if executor is not None else {}
+            for entry in group_entries:
                 label = f"[cv] entry {entry.id} ({len(group.folds)} folds x {entry.reps} reps)"
-                on_epoch = progress.epoch_callback(label, entry, group_flops[entry.id])
-                fit_side_by_side(models, training_sets, entry, on_epoch, share=1 / left)
+                if not sent:
+                    fit_side_by_side(models, training_sets, entry,
+                                     progress.epoch_callback(label, entry, group_flops[entry.id]), share=1 / left)
+                else:
+                    try:
+                        sent[entry.id].wait()
+                    except BaseException:  # a stop or an error: the group's other tasks are not wanted any more
+                        for work in sent.values():
+                            work.cancel()
+                        raise
+                    log(f"{label}: trained on the cluster, about {progress.eta(group_flops[entry.id])} left")
                 progress.done += group_flops[entry.id]
                 for number, (model, x) in enumerate(zip(models, inputs)):
                     prediction, variance = model.entry_prediction(entry, x)
@@ -198,13 +212,17 @@ def cross_validate(options, tuning_dir=None, log=print):
     started = time.perf_counter()
     path = bundle.calibration_path(options.models_dir, options.stage)
     require_writable(path.parent, "--models-dir")  # before the training, not after
+    cluster.require_reachable(options.cluster)
     cv = CrossValidation.from_files(options, log)
     entries = options.entries()
     cached = cv.cached(entries, tuning_dir) if tuning_dir is not None else None
     if cached is not None:
         log(f"[cv] out-of-fold predictions of {len(entries)} entries: read from {cv.cache_path(entries, tuning_dir)}, "
             f"made for the same entries, seeds and {cv.describe()}")
-    report, details, calibration = cv_report(cv, entries, options.reps, options.epochs, log, started, cached)
+    trains = cached is None  # a cache read trains nothing: no cluster
+    with cluster.executor(options.workers if trains else None, options.cluster if trains else None, log) as executor:
+        report, details, calibration = cv_report(cv, entries, options.reps, options.epochs, log, started, cached,
+                                                 executor)
     log(f"calibration -> {calibration.save(path)}")
     return report, details
 
@@ -235,14 +253,14 @@ def cross_validate_model(model, data_, pairs):
     return CrossValidationResult(report, out_of_fold[["repeat", "fold", *schemas.PAIR, *cv.genes]])
 
 
-def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cached=None):
+def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cached=None, executor=None):
     """(report, details, calibration) of `cv` run with `entries` (reps / epochs: the overrides they carry,
     for the report and the departure line); cached: its out-of-fold predictions, where tuning kept them."""
     started = time.perf_counter() if started is None else started
     stage = cv.stage_name
     if departure(stage, reps, epochs):
         log(departure(stage, reps, epochs))
-    results = cv.results(entries, log) if cached is None else cv.cached_results(entries, cached)
+    results = cv.results(entries, log, executor=executor) if cached is None else cv.cached_results(entries, cached)
     parts = []
     for result in sorted(results, key=lambda result: (result.fold.repeat, result.fold.number)):
         fold_train, fold_test = cv.rows(result.fold)

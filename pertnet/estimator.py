@@ -277,12 +277,13 @@ def _notebook_bar(total, description):
     return tqdm(total=total, desc=description, unit="entry")
 
 
-def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0):
+def fit_side_by_side(models, training_sets, entry, on_epoch=None, share=1.0, executor=None):
     """Fit one entry of several started estimators at once, each on its own training set: the folds of a
     cross-validation (pertnet/crossval.py), as many training rows and labels each. Each gets what its own
-    `train` would give it, up to float rounding (`pertnet.stage.fit_stages_side_by_side`)."""
-    fit_stages_side_by_side([model.stage_ for model in models], training_sets, [model.seed for model in models],
-                            entry, on_epoch, share)
+    `train` would give it, up to float rounding (`pertnet.stage.fit_stages_side_by_side`). executor: a Dask
+    cluster's; the fit is then tasks, and the returned `SideBySide`'s `wait` sets the weights."""
+    return fit_stages_side_by_side([model.stage_ for model in models], training_sets, [model.seed for model in models],
+                                   entry, on_epoch, share, executor)
 
 
 def fit(data_, stage="stage_1", *, pairs=None, **parameters):

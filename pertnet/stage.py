@@ -216,31 +216,70 @@ class Stage:
         return ensemble.Ensemble(self.clip_low, self.clip_high)
 
 
-def fit_stages_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0):
+def fit_stages_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, share=1.0, executor=None):
     """Train `entry` for several stages at once: stages of as many training rows and labels (the
     folds of a cross-validation), every stage's reps side by side in one stack, each on its own
     rows. Each stage gets what its own `fit` would give it, up to float rounding; one traced
     training loop instead of one per stage is what makes it faster. Where all of them at once would
     go over their `share` of the CLI's memory budget, they train in as few smaller stacks as stay
-    within it (cross-validation gives each group of folds a share of what is left)."""
+    within it (cross-validation gives each group of folds a share of what is left).
+
+    Returns a `SideBySide`: trained here (executor None), or its stacks sent to `executor` (a Dask
+    cluster's) as tasks, the same computations, whose `wait` sets the stages' weights."""
     rows, vocab_size = len(training_sets[0]["train_inputs"]), len(stages[0].vocabulary)
     together = memory.side_by_side(entry, rows, vocab_size, len(stages), share)
-    for first in range(0, len(stages), together):
-        chunk = slice(first, first + together)
-        _fit_together(stages[chunk], training_sets[chunk], seeds[chunk], entry, on_epoch)
+    chunks = [slice(first, first + together) for first in range(0, len(stages), together)]
+    work = SideBySide(entry, [(stages[chunk], _stack(stages[chunk], training_sets[chunk], seeds[chunk], entry))
+                              for chunk in chunks], executor)
+    if executor is None:
+        work.train_here(on_epoch)
+    return work
 
 
-def _fit_together(stages, training_sets, seeds, entry, on_epoch):
+def _stack(stages, training_sets, seeds, entry):
+    """The arguments of `training.train_entry` for the stages' reps of `entry` in one stack."""
     from pertnet import training
 
     inputs = np.concatenate([np.repeat(ts["train_inputs"][None], entry.reps, 0) for ts in training_sets])
     targets = np.concatenate([np.repeat(s.codec.truncate(entry.n_dim).transform(ts["train_targets"])[None], entry.reps, 0)
                               for s, ts in zip(stages, training_sets)])
     rep_seeds = [rep for s, seed in zip(stages, seeds) for rep in training.rep_seeds(seed, s.name, entry.id, entry.reps)]
-    weights = training.train_entry(entry, inputs, targets, len(stages[0].vocabulary), rep_seeds, on_epoch)
-    for number, stage in enumerate(stages):
-        stage.weights[entry.id] = weights[number * entry.reps:(number + 1) * entry.reps]
-    gc.collect()  # the traced graph sits in reference cycles: free it now
+    return entry, inputs, targets, len(stages[0].vocabulary), rep_seeds
+
+
+class SideBySide:
+    """One entry's stacks for several stages (`fit_stages_side_by_side`): trained here, or tasks of an
+    executor until `wait` collects them (a stop signal cancels them there)."""
+
+    def __init__(self, entry, stacks, executor=None):
+        from pertnet import training
+
+        self.entry, self.stacks = entry, stacks
+        self.tasks = [executor.submit(training.train_entry, *arguments) for _, arguments in stacks] if executor else []
+
+    def train_here(self, on_epoch):
+        from pertnet import training
+
+        for stages, arguments in self.stacks:
+            self._assign(stages, training.train_entry(*arguments, on_epoch))
+            gc.collect()  # the traced graph sits in reference cycles: free it now
+
+    def wait(self):
+        """Set the stages' weights from the tasks, waiting for them; a stop signal raises Interrupted."""
+        for (stages, _), task in zip(self.stacks, self.tasks):
+            while not task.done():
+                futures.wait([task], timeout=1.0)
+                stopping.check()
+            self._assign(stages, task.result())
+
+    def cancel(self):
+        for task in self.tasks:
+            task.cancel()
+
+    def _assign(self, stages, weights):
+        reps = self.entry.reps
+        for number, stage in enumerate(stages):
+            stage.weights[self.entry.id] = weights[number * reps:(number + 1) * reps]
 
 
 def combine(entry_predictions, weights, clip_low, clip_high):

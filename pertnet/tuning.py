@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
-from pertnet import defaults, memory, metrics, plots, stopping
+from pertnet import cluster, defaults, memory, metrics, plots, stopping
 from pertnet.errors import UserError
 from pertnet.architectures import FAMILIES
 from pertnet.crossval import CrossValidation
@@ -190,6 +190,7 @@ def tune_entry(options, entry_id, search, log=print):
     (base,) = stage_entries(options.stage, ids=[entry_id], stages_file=options.stages_file)  # as configured
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     url, shown = storage_url(search.storage, search.tuning_dir)
+    cluster.require_reachable(options.cluster)
     cv = CrossValidation.from_files(options, log)  # reads and checks the data before anything is written
     name, trials = search.name(f"{options.stage}-entry-{entry_id}-{cv.data_digest[:8]}"), search.trials
     (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
@@ -203,7 +204,7 @@ def tune_entry(options, entry_id, search, log=print):
 
     labels = len(set(cv.train.cell_type) | set(cv.train.sm_name))  # the embedding's rows, for the memory check
 
-    def objective(trial):
+    def objective(trial, executor):
         trial.set_user_attr("worker", WORKER)
         entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
         too_big = memory.unfit([entry], len(cv.train) + len(cv.pseudolabels), labels)
@@ -211,7 +212,7 @@ def tune_entry(options, entry_id, search, log=print):
             trial.set_user_attr("note", too_big)
             raise optuna.TrialPruned()
         scores = []
-        for step, result in enumerate(cv.results([entry], log=lambda line: None)):  # folds as they finish
+        for step, result in enumerate(cv.results([entry], log=lambda line: None, executor=executor)):  # as they finish
             scores.append(metrics.mrrmse(result.prediction, result.truth))
             trial.set_user_attr("fold_scores", scores)
             trial.report(float(np.mean(scores)), step)
@@ -219,7 +220,8 @@ def tune_entry(options, entry_id, search, log=print):
                 raise optuna.TrialPruned()
         return float(np.mean(scores))
 
-    _optimize(study, objective, trials, start, name, log)
+    with cluster.executor(options.workers, options.cluster, log) as executor:
+        _optimize(study, lambda trial: objective(trial, executor), trials, start, name, log)
     best = dataclasses.replace(base, **study.best_trial.params)  # configured reps (and epochs, where fixed)
     _log_result(study, start, name, log)
     stages = _base_stages(options)
@@ -237,6 +239,7 @@ def tune_weights(options, search, log=print):
     entries = options.entries()
     start = {f"weight_{e.id}": e.weight for e in entries}
     url, shown = storage_url(search.storage, search.tuning_dir)
+    cluster.require_reachable(options.cluster)
     cv = CrossValidation.from_files(options, log)
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     networks = [{k: v for k, v in e.as_dict().items() if k != "weight"} for e in entries]  # what the weights weigh
@@ -245,7 +248,11 @@ def tune_weights(options, search, log=print):
     study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=networks,
                                               seed=options.seed, fixed=fixed, start=start, data=cv.data_digest),
                        options.seed)
-    folds = cv.out_of_fold(entries, search.tuning_dir, log)
+    if cv.cached(entries, search.tuning_dir) is not None:
+        folds = cv.out_of_fold(entries, search.tuning_dir, log)
+    else:
+        with cluster.executor(options.workers, options.cluster, log) as executor:
+            folds = cv.out_of_fold(entries, search.tuning_dir, log, executor)
     log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}")
 
     def objective(trial):
