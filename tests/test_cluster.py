@@ -3,6 +3,7 @@ real one (a `dask scheduler` and two `dask worker` processes on loopback, starte
 killed in the middle of its entry."""
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -32,8 +33,10 @@ def train_here(tmp_path, data, *extra):
 
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory, tiny_source):
+    """The serial run's submission (on a copy: the session's source data stays as generated)."""
     folder = tmp_path_factory.mktemp("serial")
-    return train_here(folder, tiny_source)[0]
+    shutil.copytree(tiny_source, folder / "data")
+    return train_here(folder, folder / "data")[0]
 
 
 def free_port():
