@@ -75,7 +75,7 @@ class Stage:
                 f"train at n_dim {limit}")
             entries = cap_n_dim(entries, limit)
         memory.require_fit(entries, len(targets), len(training_set["vocabulary"]), f"stage {name}")  # before any work
-        codec = SVDCodec(max(e.n_dim for e in entries)).fit(targets)
+        codec = SVDCodec(max(e.n_dim for e in entries)).fit(targets, log)
         appended = int(training_set.get("pseudolabel_rows", 0))  # the last rows, as encode() put them
         return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),

@@ -43,3 +43,24 @@ def test_components_are_numpys_singular_vectors(rows, genes):
     components = SVDCodec(6).fit(y).components_
     signs = np.sign(np.sum(components * vt[:6], axis=1))
     assert np.allclose(components, vt[:6] * signs[:, None], atol=1e-5)
+
+
+def test_large_targets_get_a_seeded_randomized_basis_close_to_the_exact_one(monkeypatch):
+    """Above EXACT_UP_TO rows and genes the basis is randomized (read by blocks of rows): on targets where
+    both run, its components span what the exact ones span, and a refit gives the same bytes."""
+    from pertnet import targets
+
+    rng = np.random.default_rng(3)
+    y = (rng.normal(size=(700, 12)) * np.geomspace(30, 3, 12)) @ rng.normal(size=(12, 500)) \
+        + rng.normal(size=(700, 500))  # 12 strong directions over noise
+    y = y.astype(np.float32)
+    exact = SVDCodec(12).fit(y).components_
+    monkeypatch.setattr(targets, "EXACT_UP_TO", 100)
+    lines = []
+    randomized = SVDCodec(12).fit(y, lines.append).components_
+    assert "randomized (seeded, 4 power iterations)" in lines[0] and "pass 10/10" in lines[-1] and len(lines) == 6 + 1
+    cosines = np.abs(np.sum(exact * randomized, axis=1))  # unit vectors, each signed as the exact ones
+    assert cosines.min() > 0.999
+    assert np.array_equal(SVDCodec(12).fit(y, lines.append).components_, randomized)
+    monkeypatch.setattr(targets, "ROWS_AT_ONCE", 64)  # other blocks: the same basis, up to rounding
+    assert np.allclose(SVDCodec(12).fit(y, lines.append).components_, randomized, atol=1e-5)
