@@ -114,10 +114,12 @@ def _check_numeric_genes(frame, genes, path):
                         f"column {gene} {found}; store the genes as numbers")
 
 
-def read_parquet(path, labels=Labels(), columns_at_once=2000):
-    """(the non-gene columns as a frame, the genes, their float64 values) of a parquet file. The genes go
+def read_parquet(path, labels=Labels(), dtype=np.float64, columns_at_once=2000):
+    """(the non-gene columns as a frame, the genes, their values as `dtype`) of a parquet file. The genes go
     straight into one array, a few thousand columns at a time: pandas' read of all 18,211 at once takes
-    three times the memory and twice the time. Text gene columns are an error that names them."""
+    three times the memory and twice the time. Training reads float32 (what the method holds; each value
+    rounded as a float64 array's astype would round it), scoring float64. Text gene columns are an error
+    that names them."""
     read_checked(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
     file = pq.ParquetFile(path)
     schema = file.schema_arrow
@@ -129,7 +131,7 @@ def read_parquet(path, labels=Labels(), columns_at_once=2000):
         _check_numeric_genes(file.read(columns=text).to_pandas(), text, path)
         raise UserError(f"{path}: gene column(s) {', '.join(text[:5])} hold true/false values; store the genes "
                         "as numbers")
-    values = np.empty((file.metadata.num_rows, len(genes)), order="F")  # filled by blocks of columns
+    values = np.empty((file.metadata.num_rows, len(genes)), dtype=dtype, order="F")  # filled by blocks of columns
     for start in range(0, len(genes), columns_at_once):
         block = file.read(columns=genes[start:start + columns_at_once]).combine_chunks().to_batches()[0]
         values[:, start:start + block.num_columns] = block.to_tensor(null_to_nan=True, row_major=False).to_numpy()
@@ -139,7 +141,7 @@ def read_parquet(path, labels=Labels(), columns_at_once=2000):
 
 def read_de_train(path, labels=Labels()):
     """de_train as a frame with validated labels and finite float32 gene columns."""
-    frame, genes, values = read_parquet(path, labels)
+    frame, genes, values = read_parquet(path, labels, np.float32)
     return _training(frame, genes, values, path, labels)
 
 
@@ -148,7 +150,7 @@ def _training(frame, genes, values, path, labels):
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides the labels ({', '.join(labels.columns)}), "
                         f"{', '.join(schemas.DE_TRAIN.names[2:])} and --ignore-columns is a gene)")
-    return _validated(frame, genes, values.astype(np.float32), path, labels)
+    return _validated(frame, genes, np.asarray(values, np.float32), path, labels)
 
 
 def _validated(metadata, genes, values, path, labels):

@@ -26,15 +26,23 @@ def encode(train, genes, seed, pseudolabels=None, label_columns=""):
     original, de_train shuffled once with `seed` and the pseudolabels appended after it in their own
     (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves), and the label
     columns they came from recorded (label_columns: `pertnet.labels.Labels.as_json()`, "" the competition's)."""
-    rows = train.sample(frac=1, random_state=seed)
+    # the original's shuffle (pandas' sample), drawn on the labels alone: the values are copied once, in its order,
+    # into the layout pandas gave (each gene contiguous), so the products with the SVD basis round as they did
+    order = train.index.get_indexer(train[["cell_type"]].sample(frac=1, random_state=seed).index)
+    values = train[genes].to_numpy(np.float32)
     appended = 0 if pseudolabels is None else len(pseudolabels)
+    pairs = train[["cell_type", "sm_name"]].iloc[order]
+    targets = np.empty((len(order) + appended, len(genes)), np.float32, order="F")
+    for start in range(0, len(genes), 2048):
+        targets[:len(order), start:start + 2048] = values[order, start:start + 2048]
     if appended:
-        rows = pd.concat([rows, pseudolabels], ignore_index=True)
-    vocab = Vocabulary().fit(rows.cell_type, rows.sm_name)
-    return dict(train_inputs=vocab.transform(rows.cell_type, rows.sm_name), pseudolabel_rows=np.int64(appended),
-                train_targets=rows[genes].to_numpy(np.float32), genes=np.asarray(genes, dtype=str),
+        pairs = pd.concat([pairs, pseudolabels[["cell_type", "sm_name"]]], ignore_index=True)
+        targets[len(order):] = pseudolabels[genes].to_numpy(np.float32)
+    vocab = Vocabulary().fit(pairs.cell_type, pairs.sm_name)
+    return dict(train_inputs=vocab.transform(pairs.cell_type, pairs.sm_name), pseudolabel_rows=np.int64(appended),
+                train_targets=targets, genes=np.asarray(genes, dtype=str),
                 vocabulary=np.asarray(vocab.labels_, dtype=str), labels=np.asarray(label_columns),
-                clip_low=train[genes].min().to_numpy(np.float32), clip_high=train[genes].max().to_numpy(np.float32))
+                clip_low=values.min(axis=0), clip_high=values.max(axis=0))
 
 
 def run_fingerprint(training_set, seed, name):
