@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 
-from pertnet import schemas
+from pertnet import schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.files import atomic_path
 from pertnet.labels import Labels
@@ -114,12 +114,12 @@ def _check_numeric_genes(frame, genes, path):
                         f"column {gene} {found}; store the genes as numbers")
 
 
-def read_parquet(path, labels=Labels(), dtype=np.float64, columns_at_once=2000):
-    """(the non-gene columns as a frame, the genes, their values as `dtype`) of a parquet file. The genes go
-    straight into one array, a few thousand columns at a time: pandas' read of all 18,211 at once takes
-    three times the memory and twice the time. Training reads float32 (what the method holds; each value
-    rounded as a float64 array's astype would round it), scoring float64. Text gene columns are an error
-    that names them."""
+def parquet_blocks(path, labels=Labels(), dtype=np.float64):
+    """(the non-gene columns as a frame, the genes, their values as an iterator of (genes: a slice, values:
+    (rows, genes in the block) as `dtype`)) of a parquet file, read a block of genes at a time
+    (pertnet/tablefile.py's block size: memory holds a block, whatever the file's row groups). pandas' read
+    of all 18,211 columns at once took three times the memory and twice the time. Text gene columns are an
+    error that names them."""
     read_checked(path, lambda p: pq.read_table(p, columns=[]))  # the checks every input gets: a parquet file with rows
     file = pq.ParquetFile(path)
     schema = file.schema_arrow
@@ -131,12 +131,27 @@ def read_parquet(path, labels=Labels(), dtype=np.float64, columns_at_once=2000):
         _check_numeric_genes(file.read(columns=text).to_pandas(), text, path)
         raise UserError(f"{path}: gene column(s) {', '.join(text[:5])} hold true/false values; store the genes "
                         "as numbers")
-    values = np.empty((file.metadata.num_rows, len(genes)), dtype=dtype, order="F")  # filled by blocks of columns
-    for start in range(0, len(genes), columns_at_once):
-        block = file.read(columns=genes[start:start + columns_at_once]).combine_chunks().to_batches()[0]
-        values[:, start:start + block.num_columns] = block.to_tensor(null_to_nan=True, row_major=False).to_numpy()
     gene_set = set(genes)
-    return file.read(columns=[name for name in schema.names if name not in gene_set]).to_pandas(), genes, values
+    metadata = file.read(columns=[name for name in schema.names if name not in gene_set]).to_pandas()
+
+    def blocks():
+        width = tablefile.genes_at_once(file.metadata.num_rows)
+        for start in range(0, len(genes), width):
+            block = file.read(columns=genes[start:start + width]).combine_chunks().to_batches()[0]
+            values = block.to_tensor(null_to_nan=True, row_major=False).to_numpy()
+            yield slice(start, start + block.num_columns), values.astype(dtype, copy=False)  # rounded as astype rounds
+
+    return metadata, genes, blocks()
+
+
+def read_parquet(path, labels=Labels(), dtype=np.float64):
+    """(the non-gene columns as a frame, the genes, their values as `dtype`) of a parquet file, in memory.
+    Training reads float32 (what the method holds), scoring float64."""
+    metadata, genes, blocks = parquet_blocks(path, labels, dtype)
+    values = np.empty((len(metadata), len(genes)), dtype=dtype, order="F")  # filled by blocks of genes
+    for columns, block in blocks:
+        values[:, columns] = block
+    return metadata, genes, values
 
 
 def read_de_train(path, labels=Labels()):
@@ -146,35 +161,95 @@ def read_de_train(path, labels=Labels()):
 
 
 def _training(frame, genes, values, path, labels):
-    labels.require([*frame.columns, *genes], path)
+    _require_genes(frame, genes, path, labels)
+    return _validated(frame, genes, np.asarray(values, np.float32), path, labels)
+
+
+def _require_genes(metadata, genes, path, labels):
+    labels.require([*metadata.columns, *genes], path)
     if not genes:
         raise UserError(f"{path}: no gene columns (every column besides the labels ({', '.join(labels.columns)}), "
                         f"{', '.join(schemas.DE_TRAIN.names[2:])} and --ignore-columns is a gene)")
-    return _validated(frame, genes, np.asarray(values, np.float32), path, labels)
+
+
+def _training_pairs(metadata, path, labels, replicates_allowed=True):
+    """The canonical pairs of the training rows (`Labels.pairs`), enough of them; each label combination named
+    once unless --replicates mean will average it (replicates_allowed)."""
+    pairs = labels.pairs(metadata, path)
+    if len(pairs) < MIN_TRAINING_ROWS:
+        raise UserError(f"{path}: {len(pairs)} training row(s); the method needs at least {MIN_TRAINING_ROWS} "
+                        "(cell type, perturbation) rows to learn from: add rows")
+    if not (replicates_allowed and labels.replicates == "mean" and pairs.duplicated().any()):
+        _check_pairs(pairs, path, labels, metadata.reset_index(drop=True))
+    return pairs
 
 
 def _validated(metadata, genes, values, path, labels):
     """The training frame (the canonical pairs, then float32 genes) of the rows' label columns (`metadata`, with
     the file's other non-gene columns) and values, once every label combination is named once (or, with
     --replicates mean, its rows averaged) and every value is finite."""
-    pairs = labels.pairs(metadata, path)
-    if len(pairs) < MIN_TRAINING_ROWS:
-        raise UserError(f"{path}: {len(pairs)} training row(s); the method needs at least {MIN_TRAINING_ROWS} "
-                        "(cell type, perturbation) rows to learn from: add rows")
-    if labels.replicates == "mean" and pairs.duplicated().any():
+    pairs = _training_pairs(metadata, path, labels)
+    if pairs.duplicated().any():  # --replicates mean
         pairs, values = _mean_of_replicates(pairs, values, path)
-    else:
-        _check_pairs(pairs, path, labels, metadata.reset_index(drop=True))
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(bad))
-        shown = "; ".join(f"({c}, {s})" for c, s in pairs.iloc[rows[:3]].itertuples(index=False))
-        raise UserError(f"{path}: {bad.sum()} NaN or infinite value(s) in {len(rows)} row(s) and "
-                        f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {shown}; genes "
-                        f"{', '.join(str(genes[c]) for c in cols[:5])}); fill or drop them")
-    _warn_of_extreme_values(pairs, genes, values, path)
+    check = ValueCheck(pairs, genes, path)
+    check.block(slice(0, len(genes)), values)
+    check.done()
     return pd.concat([pairs.reset_index(drop=True).astype(str),
                       pd.DataFrame(values, columns=genes, copy=False)], axis=1)
+
+
+def training_blocks(path, labels=Labels()):
+    """A parquet training file without holding its values: (its validated canonical pairs, the genes, their
+    float32 values as an iterator of gene blocks (`parquet_blocks`), each checked as `read_de_train` checks
+    the whole). --replicates mean, which averages rows, reads the file whole (`read_training`)."""
+    metadata, genes, blocks = parquet_blocks(path, labels, np.float32)
+    _require_genes(metadata, genes, path, labels)
+    pairs = _training_pairs(metadata, path, labels, replicates_allowed=False)
+
+    def checked():
+        check = ValueCheck(pairs, genes, path)
+        for columns, values in blocks:
+            check.block(columns, values)
+            yield columns, values
+        check.done()
+
+    return pairs.reset_index(drop=True).astype(str), genes, checked()
+
+
+class ValueCheck:
+    """Training values checked a block of genes at a time: a NaN or infinite value is an error naming the rows
+    and genes (of the first block with one); values beyond any signed log10 p-value are accepted, counted over
+    every block and said in one line on stderr at `done`."""
+
+    def __init__(self, pairs, genes, path):
+        self.pairs, self.genes, self.path = pairs, genes, path
+        self.extreme_rows, self.extreme_genes = np.zeros(len(pairs), bool), []
+        self.extreme, self.largest = 0, 0.0
+
+    def block(self, columns, values):
+        bad = ~np.isfinite(values)
+        if bad.any():
+            rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(bad))
+            shown = "; ".join(f"({c}, {s})" for c, s in self.pairs.iloc[rows[:3]].itertuples(index=False))
+            raise UserError(f"{self.path}: {bad.sum()} NaN or infinite value(s) in {len(rows)} row(s) and "
+                            f"{len(cols)} gene(s) (e.g. rows {rows[:5]}: {shown}; genes "
+                            f"{', '.join(str(self.genes[columns.start + c]) for c in cols[:5])}); fill or drop them")
+        extreme = np.abs(values) > SIGNED_LOG10_P_LIMIT
+        if extreme.any():
+            self.extreme += int(extreme.sum())
+            self.extreme_rows |= extreme.any(axis=1)
+            self.extreme_genes += [self.genes[columns.start + c] for c in np.flatnonzero(extreme.any(axis=0))]
+            self.largest = max(self.largest, float(np.abs(values).max()))
+
+    def done(self):
+        """One line on stderr where values lie beyond any signed log10 p-value: accepted, but suspect."""
+        if self.extreme:
+            rows = np.flatnonzero(self.extreme_rows).tolist()
+            shown = "; ".join(f"({c}, {s})" for c, s in self.pairs.iloc[rows[:3]].itertuples(index=False))
+            print(f"warning: {self.path}: {self.extreme} value(s) beyond +-{SIGNED_LOG10_P_LIMIT}, which no signed "
+                  f"log10 p-value reaches (largest {self.largest:.3g}), in {len(rows)} row(s) (e.g. rows {rows[:5]}: "
+                  f"{shown}) and {len(self.extreme_genes)} gene(s) (e.g. {', '.join(map(str, self.extreme_genes[:5]))}); "
+                  "the models will learn them: check the file", file=sys.stderr)
 
 
 # |sign(logFC) * log10(p)| <= 323.3: the smallest positive double is 4.9e-324. Beyond that a value is
@@ -192,18 +267,6 @@ def _mean_of_replicates(pairs, values, path):
     print(f"{path}: departing from the data as given: {int((counts > 1).sum())} label combination(s) repeat in "
           f"{int(counts[counts > 1].sum())} rows; each is the mean of its rows (--replicates mean)", flush=True)
     return pairs.iloc[first].reset_index(drop=True), (means / counts[:, None]).astype(np.float32)
-
-
-def _warn_of_extreme_values(pairs, genes, values, path):
-    """One line on stderr where training values lie beyond any signed log10 p-value: accepted, but suspect."""
-    extreme = np.abs(values) > SIGNED_LOG10_P_LIMIT
-    if extreme.any():
-        rows, cols = (sorted(set(axis.tolist())) for axis in np.nonzero(extreme))
-        shown = "; ".join(f"({c}, {s})" for c, s in pairs.iloc[rows[:3]].itertuples(index=False))
-        print(f"warning: {path}: {extreme.sum()} value(s) beyond +-{SIGNED_LOG10_P_LIMIT}, which no signed log10 "
-              f"p-value reaches (largest {np.abs(values).max():.3g}), in {len(rows)} row(s) (e.g. rows {rows[:5]}: "
-              f"{shown}) and {len(cols)} gene(s) (e.g. {', '.join(str(genes[c]) for c in cols[:5])}); "
-              "the models will learn them: check the file", file=sys.stderr)
 
 
 def update_digest(digest, frame, genes):
@@ -400,10 +463,16 @@ def read_csv_table(path, labels=Labels()):
 
 def write_submission(path, ids, genes, values):
     """id + genes as CSV, atomically; written by pyarrow (several times faster than pandas), from columns
-    made contiguous first (twice as fast again as from strided ones)."""
-    values = np.asfortranarray(values)
-    table = pa.table({"id": pa.array(np.asarray(ids)),
-                      **{g: values[:, i] for i, g in enumerate(genes)}})
+    made contiguous first (twice as fast again as from strided ones). values: an array, or (rows: a slice,
+    values) blocks as they come (a stage's `predict_blocks`), written one after the other."""
+    ids = np.asarray(ids)
+    blocks = [(slice(0, len(ids)), values)] if isinstance(values, np.ndarray) else values
+    writer = None
     with atomic_path(path) as tmp:
-        pa.csv.write_csv(table, tmp)
+        for rows, block in blocks:
+            block = np.asfortranarray(block)
+            table = pa.table({"id": pa.array(ids[rows]), **{g: block[:, i] for i, g in enumerate(genes)}})
+            writer = writer or pa.csv.CSVWriter(tmp, table.schema)
+            writer.write_table(table)
+        writer.close()
     return Path(path)

@@ -18,7 +18,8 @@ from pertnet.errors import UserError
 
 FLOAT = 4               # bytes of a float32
 WEIGHT_COPIES = 6       # variable, Adam m and v, gradient, the initial and the final NumPy copies
-MASK_COPIES = 2         # the epoch's masks, and their per-batch reshape
+MASK_COPIES = 3         # a chunk's masks, their 16-bit draws and the keep test
+MASK_CHUNK_BYTES = 128 * 2 ** 20  # an epoch's dropout masks are drawn by chunks of batches this size at most
 ACTIVATION_COPIES = 4   # each layer's output kept for the backward pass, its gradient, and temporaries
 GB = 2 ** 30
 
@@ -30,7 +31,8 @@ def model_bytes(entry, rows, vocab_size):
     network = architectures.layers(entry)
     dropped = sum(w for layer, w in zip(network, widths) if isinstance(layer, architectures.Dropout) and layer.rate > 0)
     batch = min(entry.bs, rows)
-    return FLOAT * (WEIGHT_COPIES * weights + MASK_COPIES * rows * dropped
+    masked_rows = min(rows, max(batch, MASK_CHUNK_BYTES // (FLOAT * entry.reps * max(1, dropped))))  # a chunk's
+    return FLOAT * (WEIGHT_COPIES * weights + MASK_COPIES * masked_rows * dropped
                     + ACTIVATION_COPIES * batch * sum(w for layer, w in zip(network, widths) if not isinstance(layer, architectures.Dropout))
                     + 2 * rows * entry.n_dim)
 
@@ -56,6 +58,12 @@ def peak_bytes():
     return _status_bytes("VmHWM")
 
 
+def peak_note():
+    """', peak memory X GB' of this process so far, or '' where it cannot be read."""
+    peak = peak_bytes()
+    return "" if peak is None else f", peak memory {peak / GB:.2f} GB"
+
+
 def machine_bytes():
     """The memory this process may use: the machine's, or its container's (cgroup) limit where lower."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -69,11 +77,17 @@ def machine_bytes():
     return total
 
 
-def unfit(entries, rows, vocab_size, models_per_rep=1):
-    """A one-line reason why an entry would not fit in memory (the first that would not), or None."""
-    free = machine_bytes() - held_bytes()
+def free_bytes():
+    """What this process may still take: the machine's (or container's) memory less what it holds."""
+    return machine_bytes() - held_bytes()
+
+
+def unfit(entries, rows, vocab_size, models_per_rep=1, extra=0):
+    """A one-line reason why an entry would not fit in memory (the first that would not), or None; extra:
+    bytes held beside it (the training targets' components)."""
+    free = free_bytes()
     for entry in entries:
-        need = model_bytes(entry, rows, vocab_size) * entry.reps * models_per_rep
+        need = model_bytes(entry, rows, vocab_size) * entry.reps * models_per_rep + extra
         if need > free:
             return (f"entry {entry.id} would need about {need / GB:.1f} GB to train ({entry.reps} reps x "
                     f"{models_per_rep} side by side, {rows} rows, batch {entry.bs}, widths "
@@ -81,11 +95,45 @@ def unfit(entries, rows, vocab_size, models_per_rep=1):
     return None
 
 
-def require_fit(entries, rows, vocab_size, source):
-    """Refuse, before any training, a stage with an entry that would not fit in memory."""
-    reason = unfit(entries, rows, vocab_size)
+def require_fit(entries, rows, genes, vocab_size, source):
+    """Refuse, before any work, a stage whose SVD basis, or one of whose entries, would not fit in memory."""
+    k = max(e.n_dim for e in entries)
+    need, free = basis_bytes(rows, genes, k), free_bytes()
+    if need > free:
+        raise UserError(f"{source}: the SVD basis of {rows} rows x {genes} genes would need about {need / GB:.1f} GB, "
+                        f"more than the {free / GB:.1f} GB this machine has free; use a machine with more memory")
+    reason = unfit(entries, rows, vocab_size, extra=4 * rows * k)
     if reason is not None:
         raise UserError(f"{source}: {reason}; make its Dense layers narrower or give it fewer reps")
+
+
+ROW_LABEL_BYTES = 400  # a row's labels as pandas holds them (its strings and their index), generously
+
+
+def prepare_bytes(rows, genes, pseudolabel_rows=0):
+    """What prepare_data holds: the rows' labels, a block of genes in its copies (as read, as float32,
+    shuffled), and the pseudolabels (read as float64, kept as float32)."""
+    from pertnet import tablefile
+
+    return ROW_LABEL_BYTES * (rows + pseudolabel_rows) + 4 * tablefile.BLOCK_BYTES + 12 * pseudolabel_rows * genes
+
+
+def basis_bytes(rows, genes, k):
+    """What the SVD basis of rows x genes targets holds while it is computed: the exact one the targets in
+    float64 and a square Gram matrix and its eigenvectors; the randomized one its sketches and a block."""
+    from pertnet import tablefile, targets
+
+    if min(rows, genes) <= targets.EXACT_UP_TO:
+        return 8 * rows * genes + 3 * 8 * min(rows, genes) ** 2
+    return 4 * 8 * (rows + genes) * (k + targets.OVERSAMPLING) + 3 * tablefile.BLOCK_BYTES
+
+
+def require_prepare(rows, genes, pseudolabel_rows, source):
+    """Refuse, before anything is written, a preparation that would not fit in memory."""
+    need, free = prepare_bytes(rows, genes, pseudolabel_rows), free_bytes()
+    if need > free:
+        raise UserError(f"{source}: preparing {rows} rows x {genes} genes would need about {need / GB:.1f} GB, more "
+                        f"than the {free / GB:.1f} GB this machine has free; use a machine with more memory")
 
 
 def side_by_side(entry, rows, vocab_size, folds, share=1.0):

@@ -8,9 +8,12 @@ and the weight lists line up (`stack.get_weights()[i][r]` is `model.get_weights(
 """
 import keras
 import tensorflow as tf
+from tensorflow.python.ops import gen_stateless_random_ops_v2  # key and counter: a window of a stream
 
 from pertnet.architectures import (BN_MOMENTUM, WEIGHTS_PER_LAYER, BatchNorm, Dense, Dropout, Embedding, ReLU,
                                    batch_normalize, hidden_layers, layer_widths, layers, loss_name)
+
+AUTO_SELECT = 3  # tf.random.Algorithm.AUTO_SELECT: what tf.random.stateless_uniform uses by default
 
 
 def row_rmse(y_true, y_pred):
@@ -108,17 +111,28 @@ def batch_norm(h, gamma, beta, moving_mean, moving_variance):
     return batch_normalize(h, gamma, beta, mean, variance)
 
 
-def dropout_masks(seeds, rows, width, rate):
+def dropout_masks(seeds, rows, width, rate, first=0):
     """Keras' dropout masks (keep with probability 1 - rate, scaled by 1 / (1 - rate)) for `rows` rows
     of a layer of `width` units, each rep's from its own stateless seed: (R, rows, width).
 
-    A rep's masks for a whole epoch are drawn at once (one op per rep and layer instead of several
-    per step), from 16-bit uniforms: half the random bits of float32 ones, for a keep probability
-    within 2**-16 of 1 - rate.
+    A rep's masks for an epoch are one stream of 16-bit uniforms (half the random bits of float32 ones,
+    for a keep probability within 2**-16 of 1 - rate) drawn from its seed; `first` starts the window at
+    that row of the stream (rows and first may be tensors). The masks of a window are the same values
+    whether the epoch's are drawn at once or window by window (Philox is a counter: the window starts it
+    further on), so an epoch too large to hold its masks at once draws them by chunks of batches.
     """
-    values = rows * width
-    words = [tf.random.stateless_uniform([(values + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
-             for seed in tf.unstack(seeds)]
-    halves = tf.reshape(tf.bitcast(tf.stack(words), tf.uint16), (len(words), -1))[:, :values]
-    keep = halves >= tf.constant(round(rate * 2 ** 16), tf.uint16)
-    return tf.reshape(tf.cast(keep, tf.float32) * (1 / (1 - rate)), (len(words), rows, width))
+    halves_from = tf.cast(first, tf.int64) * width  # the window's first value in the rep's stream
+    block = halves_from // 8  # Philox gives 4 words (8 halves) per counter step
+    skipped = halves_from - 8 * block
+    count = tf.cast(rows, tf.int64) * width
+    words_needed = (skipped + count + 1) // 2
+    streams = []
+    for seed in tf.unstack(seeds):
+        key, counter = gen_stateless_random_ops_v2.stateless_random_get_key_counter(seed)
+        low = counter[0] + tf.cast(block, tf.uint64)
+        counter = tf.stack([low, counter[1] + tf.cast(low < counter[0], tf.uint64)])  # a 128-bit add
+        words = gen_stateless_random_ops_v2.stateless_random_uniform_full_int_v2(
+            tf.reshape(words_needed, [1]), key, counter, alg=AUTO_SELECT, dtype=tf.uint32)
+        streams.append(tf.reshape(tf.bitcast(words, tf.uint16), [-1])[skipped:skipped + count])
+    keep = tf.stack(streams) >= tf.constant(round(rate * 2 ** 16), tf.uint16)
+    return tf.reshape(tf.cast(keep, tf.float32) * (1 / (1 - rate)), (len(streams), -1, width))

@@ -42,6 +42,7 @@ class OutputFormat(NamedTuple):
     read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
     build: Callable       # (pairs, genes, values, stage, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
+    by_blocks: bool       # whether `write` takes the values as (rows, values) blocks as they come (without bounds)
 
 
 # ---------------------------------------------------------------- csv: the competition's submission
@@ -124,9 +125,9 @@ def _h5ad_bounds(path):
 
 FORMATS = {
     "csv": OutputFormat("csv", ".csv", lambda stage: f"{stage}_submission.csv", _write_csv, _read_csv,
-                        _build_frame, _csv_bounds),
+                        _build_frame, _csv_bounds, by_blocks=True),
     "h5ad": OutputFormat("h5ad", ".h5ad", lambda stage: f"{stage}_prediction.h5ad", _write_h5ad, _read_h5ad,
-                         _build_anndata, _h5ad_bounds),
+                         _build_anndata, _h5ad_bounds, by_blocks=False),
 }
 SUBMISSION = "csv"   # the competition's format: what `predict` writes by default, and stage_2's pseudolabel source
 BENCHMARK = "h5ad"   # the Open Problems benchmark's prediction file
@@ -142,14 +143,22 @@ def of_file(file):
     return next((fmt for fmt in FORMATS.values() if Path(file).suffix == fmt.suffix), None)
 
 
-def pseudolabel_rows(stage, submissions_dir, id_map, genes):
-    """The stage's pseudolabels: its source stage's submission as rows with id_map's pairs (empty if none)."""
+def pseudolabel_values(stage, submissions_dir, id_map, genes):
+    """The stage's pseudolabels: (id_map's pairs, their values in its source stage's submission, float32 in
+    `genes` order); no pairs for a stage without."""
     if stage not in defaults.PSEUDOLABEL_SOURCE:
-        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
+        return id_map[schemas.PAIR].iloc[:0], None
     source = defaults.PSEUDOLABEL_SOURCE[stage]
     file = path(submissions_dir, source)
     if not file.is_file():
         raise UserError(f"{stage} trains on {source}'s predictions, but {file} does not exist; run "
                         f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
-    values = data.read_submission(file, id_map, genes)
-    return pd.concat([id_map[schemas.PAIR].reset_index(drop=True), pd.DataFrame(values, columns=genes)], axis=1)
+    return id_map[schemas.PAIR].reset_index(drop=True), data.read_submission(file, id_map, genes)
+
+
+def pseudolabel_rows(stage, submissions_dir, id_map, genes):
+    """The stage's pseudolabels as rows of a frame: pairs, then genes (empty if none)."""
+    pairs, values = pseudolabel_values(stage, submissions_dir, id_map, genes)
+    if values is None:
+        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
+    return pd.concat([pairs, pd.DataFrame(values, columns=genes)], axis=1)

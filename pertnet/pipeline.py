@@ -5,18 +5,19 @@ entry, each entry saved as it finishes (models/<stage>/) -> the stage's predicti
 submissions/<stage>_submission.csv. The training and predicting themselves are `pertnet.stage`'s.
 """
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
 
-from pertnet import (bundle, cluster, crossval, data, defaults, evaluation, intervals, locks, outputs, schemas,
-                     stopping, version)
+from pertnet import (bundle, cluster, crossval, data, defaults, evaluation, intervals, locks, memory, outputs,
+                     schemas, stopping, tablefile, version)
 from pertnet.errors import UserError
 from pertnet.features import Vocabulary
 from pertnet.labels import Labels
 from pertnet.files import load_npz, require_writable, save_npz
 from pertnet.estimator import PertNet
-from pertnet.stage import encode
+from pertnet.stage import encode_blocks
 
 
 def generate_demo(options, log=print):
@@ -77,31 +78,68 @@ def prepare(options, log=print):
 def _prepare(options, train_path, from_h5ad, log):
     data_dir, stage = options.data_dir, options.stage
     labels = options.label_columns()
-    train, dataset_id = data.read_training(train_path, options.layer, labels)
+    started = time.perf_counter()
+    if from_h5ad or labels.replicates == "mean":  # read whole: AnnData's layers, and rows averaged by pair
+        train, dataset_id = data.read_training(train_path, options.layer, labels)
+        genes = schemas.gene_columns(train.columns)
+        pairs, blocks = train[schemas.PAIR], tablefile.gene_blocks(train[genes].to_numpy(np.float32))
+    else:  # read a block of genes at a time, never whole
+        (pairs, genes, blocks), dataset_id = data.training_blocks(train_path, labels), None
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, labels)
-    genes = schemas.gene_columns(train.columns)
     if not from_h5ad:
         order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)
         data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, train_path.name)
-    Vocabulary().fit(train.cell_type, train.sm_name).transform(
+    Vocabulary().fit(pairs.cell_type, pairs.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
-
-    pseudolabels = outputs.pseudolabel_rows(stage, options.submissions_dir, id_map, genes)
-    training_set = encode(train, genes, options.seed, pseudolabels, labels.as_json())
-    vocab = Vocabulary.from_labels(training_set["vocabulary"])
+    pseudolabel_pairs = id_map if stage in defaults.PSEUDOLABEL_SOURCE else id_map.iloc[:0]
+    memory.require_prepare(len(pairs), len(genes), len(pseudolabel_pairs), f"{train_path}")
+    pseudolabel_pairs, pseudolabels = outputs.pseudolabel_values(stage, options.submissions_dir, id_map, genes)
     out = prepared_path(data_dir, stage)
-    save_npz(out, **training_set, test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
-             test_ids=id_map["id"].to_numpy(), dataset_id=np.asarray(dataset_id or ""))
-    log(f"[{stage}] prepared {len(training_set['train_inputs'])} training rows ({len(pseudolabels)} pseudolabels), "
-        f"{len(genes)} genes, vocabulary {len(vocab)}, {len(id_map)} test pairs -> {out}")
+    targets_file = out.with_name(f"{stage}.targets.{uuid.uuid4().hex[:12]}.npy")  # named in the .npz: a pair
+    log(f"[{stage}] reading {train_path} ({len(pairs)} rows x {len(genes)} genes) a block of "
+        f"{tablefile.genes_at_once(len(pairs))} genes at a time -> {targets_file}")
+    shape = (len(pairs) + len(pseudolabel_pairs), len(genes))
+    with tablefile.TableWriter(targets_file, shape, log) as writer:
+        training_set = encode_blocks(pairs, genes, blocks, options.seed,
+                                     None if pseudolabels is None else (pseudolabel_pairs, pseudolabels),
+                                     labels.as_json(), writer)
+    del training_set["train_targets"]
+    vocab = Vocabulary.from_labels(training_set["vocabulary"])
+    try:
+        save_npz(out, **training_set, targets_file=np.asarray(targets_file.name),
+                 test_inputs=vocab.transform(id_map.cell_type, id_map.sm_name),
+                 test_ids=id_map["id"].to_numpy(), dataset_id=np.asarray(dataset_id or ""))
+    except BaseException:
+        targets_file.unlink()
+        raise
+    for stale in out.parent.glob(f"{stage}.targets.*.npy"):  # an earlier preparation's
+        if stale != targets_file:
+            stale.unlink()
+    log(f"[{stage}] prepared {len(training_set['train_inputs'])} training rows ({len(pseudolabel_pairs)} pseudolabels), "
+        f"{len(genes)} genes, vocabulary {len(vocab)}, {len(id_map)} test pairs in "
+        f"{time.perf_counter() - started:.1f}s{memory.peak_note()} -> {out}")
     return out
 
 
 def load_prepared(data_dir, stage):
+    """The stage's training set as prepare_data wrote it, its targets (`train_targets`) a
+    pertnet/tablefile.py table read from disk by blocks."""
     path = prepared_path(data_dir, stage)
+    fix = f"rerun `python -m prepare_data --stage {stage}`"
     if not path.is_file():
         raise UserError(f"{path} does not exist; run `python -m prepare_data --stage {stage}` first")
-    return load_npz(path, f"rerun `python -m prepare_data --stage {stage}`", schemas.PREPARED)
+    training_set = load_npz(path, fix, schemas.PREPARED)
+    targets_file = path.with_name(str(training_set["targets_file"]))
+    try:
+        training_set["train_targets"] = tablefile.TableFile(targets_file)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{targets_file}: missing or damaged ({error}); {fix}") from None
+    expected = (len(training_set["train_inputs"]), len(training_set["genes"]))
+    table = training_set["train_targets"]
+    if table.shape != expected or targets_file.stat().st_size < table.offset + 4 * expected[0] * expected[1]:
+        raise UserError(f"{targets_file}: holds {training_set['train_targets'].shape} targets, not the {expected} of "
+                        f"{path}; {fix}")
+    return training_set
 
 
 def train(options, log=print):
@@ -182,14 +220,16 @@ def _predict(options, log):
                                 f"the vocabulary of the models in {bundle.stage_dir(options.models_dir, stage_name)}/)")
     _note_other_pairs(stage, inputs, data_dir / data.ID_MAP_FILE, log)
     started = time.perf_counter()
-    if options.interval is None:
-        values, bounds = stage.predict(inputs), None
-    else:
-        values, bounds = _calibration(options).predict(stage, inputs, options.interval, _calibration_path(options))
     position = {gene: i for i, gene in enumerate(stage.genes)}
     column = [position[gene] for gene in order]
-    values, bounds = values[:, column], bounds and bounds.columns(column)
     fmt = outputs.FORMATS[options.output_format]
+    if options.interval is None:  # by blocks of pairs, written as they come where the format allows
+        values, bounds = ((rows, block[:, column]) for rows, block in stage.predict_blocks(inputs, log=log)), None
+        if not fmt.by_blocks:
+            values = np.concatenate([block for _, block in values])
+    else:
+        values, bounds = _calibration(options).predict(stage, inputs, options.interval, _calibration_path(options))
+        values, bounds = values[:, column], bounds.columns(column)
     out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order, values, stage, bounds,
                     log)
     with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"

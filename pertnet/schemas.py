@@ -137,7 +137,8 @@ _TRAINING_SET = (
 
 PREPARED = Format("data/prepared/<stage>.npz", "what prepare_data writes and train reads", (
     Field("train_inputs", "int32 (rows, 2)", True, "label codes of the shuffled training rows (pseudolabels included)"),
-    Field("train_targets", "float32 (rows, genes)", True, "their gene values"),
+    Field("targets_file", "str ()", True, "the file beside it holding their gene values: <stage>.targets.<id>.npy, "
+          "float32 (rows, genes) in gene order (pertnet/tablefile.py)"),
     Field("pseudolabel_rows", "int ()", False, "how many of them, at the end, are pseudolabels"),
     *_TRAINING_SET,
     Field("test_inputs", "int32 (pairs, 2)", True, "label codes of the id_map pairs"),

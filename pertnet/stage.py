@@ -16,39 +16,56 @@ from concurrent import futures
 import numpy as np
 import pandas as pd
 
-from pertnet import architectures, ensemble, memory, stopping, version
+from pertnet import architectures, ensemble, memory, stopping, tablefile, version
 from pertnet.features import Vocabulary
 from pertnet.targets import SVDCodec, cap_n_dim, n_dim_limit
 
 
+PAIRS_AT_ONCE = 1024  # pairs predicted at a time: the ensemble of a block is 1,024 x 18,211 float64
+
+
 def encode(train, genes, seed, pseudolabels=None, label_columns=""):
-    """The training set from de_train rows (which alone set the clip bounds) plus pseudolabel rows: as the
-    original, de_train shuffled once with `seed` and the pseudolabels appended after it in their own
-    (id_map's) order; labels encoded with their vocabulary (the arrays prepare_data saves), and the label
-    columns they came from recorded (label_columns: `pertnet.labels.Labels.as_json()`, "" the competition's)."""
-    # the original's shuffle (pandas' sample), drawn on the labels alone: the values are copied once, in its order,
-    # into the layout pandas gave (each gene contiguous), so the products with the SVD basis round as they did
-    order = train.index.get_indexer(train[["cell_type"]].sample(frac=1, random_state=seed).index)
+    """The training set of a training frame in memory (validated rows: pertnet/data.py) plus pseudolabel rows
+    (a frame of pairs and genes): `encode_blocks` with the targets in memory."""
     values = train[genes].to_numpy(np.float32)
-    appended = 0 if pseudolabels is None else len(pseudolabels)
-    pairs = train[["cell_type", "sm_name"]].iloc[order]
-    targets = np.empty((len(order) + appended, len(genes)), np.float32, order="F")
-    for start in range(0, len(genes), 2048):
-        targets[:len(order), start:start + 2048] = values[order, start:start + 2048]
+    extra = None if pseudolabels is None or not len(pseudolabels) else \
+        (pseudolabels[["cell_type", "sm_name"]], pseudolabels[genes].to_numpy(np.float32))
+    targets = tablefile.InMemory((len(values) + (0 if extra is None else len(extra[1])), len(genes)))
+    return encode_blocks(train[["cell_type", "sm_name"]], genes, tablefile.gene_blocks(values), seed, extra,
+                         label_columns, targets)
+
+
+def encode_blocks(pairs, genes, blocks, seed, pseudolabels=None, label_columns="", targets=None):
+    """The training set of de_train's rows (`pairs`, the canonical pairs, and their values as gene `blocks`:
+    (genes slice, (rows, genes in the block))), which alone set the clip bounds, plus pseudolabel rows
+    ((pairs, values) or None): as the original, de_train shuffled once with `seed` and the pseudolabels
+    appended after it in their own (id_map's) order; labels encoded with their vocabulary (the arrays
+    prepare_data saves), and the label columns they came from recorded (label_columns:
+    `pertnet.labels.Labels.as_json()`, "" the competition's). The target rows go to `targets` (a
+    pertnet/tablefile.py writer, a file or memory) block by block; the training set holds the in-memory ones."""
+    # the original's shuffle (pandas' sample), drawn on the labels alone
+    order = pairs.index.get_indexer(pairs[["cell_type"]].sample(frac=1, random_state=seed).index)
+    low, high = np.empty(len(genes), np.float32), np.empty(len(genes), np.float32)
+    for columns, values in blocks:
+        targets.write(slice(0, len(order)), columns, values[order])
+        low[columns], high[columns] = values.min(axis=0), values.max(axis=0)
+    shuffled = pairs.iloc[order]
+    appended = 0 if pseudolabels is None else len(pseudolabels[0])
     if appended:
-        pairs = pd.concat([pairs, pseudolabels[["cell_type", "sm_name"]]], ignore_index=True)
-        targets[len(order):] = pseudolabels[genes].to_numpy(np.float32)
-    vocab = Vocabulary().fit(pairs.cell_type, pairs.sm_name)
-    return dict(train_inputs=vocab.transform(pairs.cell_type, pairs.sm_name), pseudolabel_rows=np.int64(appended),
-                train_targets=targets, genes=np.asarray(genes, dtype=str),
+        targets.write(slice(len(order), len(order) + appended), slice(0, len(genes)), pseudolabels[1])
+        shuffled = pd.concat([shuffled, pseudolabels[0]], ignore_index=True)
+    vocab = Vocabulary().fit(shuffled.cell_type, shuffled.sm_name)
+    return dict(train_inputs=vocab.transform(shuffled.cell_type, shuffled.sm_name), pseudolabel_rows=np.int64(appended),
+                train_targets=getattr(targets, "array", None), genes=np.asarray(genes, dtype=str),
                 vocabulary=np.asarray(vocab.labels_, dtype=str), labels=np.asarray(label_columns),
-                clip_low=values.min(axis=0), clip_high=values.max(axis=0))
+                clip_low=low, clip_high=high)
 
 
 def run_fingerprint(training_set, seed, name):
     """What every entry of one training run shares: training arrays, genes, vocabulary, seed and stage."""
-    digest = hashlib.sha256()
-    for key in ("train_inputs", "train_targets", "genes", "vocabulary"):
+    digest = hashlib.sha256(np.ascontiguousarray(training_set["train_inputs"]).tobytes())
+    tablefile.update_digest(digest, training_set["train_targets"])
+    for key in ("genes", "vocabulary"):
         digest.update(np.ascontiguousarray(training_set[key]).tobytes())
     digest.update(json.dumps([seed, name]).encode())
     return digest.hexdigest()
@@ -67,6 +84,7 @@ class Stage:
         self.dataset_id, self.label_columns = dataset_id, label_columns  # as encode() recorded them
         self.seed = seed  # the base seed it was trained with (None: a bundle that predates its record)
         self.weights = {} if weights is None else weights
+        self.encoded_targets = None  # (rows, k) components of the training targets: set by `start`, what `fit` trains on
         self.pseudolabel_pairs = np.zeros((0, 2), np.int32) if pseudolabel_pairs is None else pseudolabel_pairs
 
     @classmethod
@@ -82,14 +100,17 @@ class Stage:
                 f"genes allow at most {limit} SVD components; entries {', '.join(f'{e.id} (n_dim {e.n_dim})' for e in over)} "
                 f"train at n_dim {limit}")
             entries = cap_n_dim(entries, limit)
-        memory.require_fit(entries, len(targets), len(training_set["vocabulary"]), f"stage {name}")  # before any work
+        memory.require_fit(entries, *targets.shape, len(training_set["vocabulary"]), f"stage {name}")  # before any work
         codec = SVDCodec(max(e.n_dim for e in entries)).fit(targets, log)
         appended = int(training_set.get("pseudolabel_rows", 0))  # the last rows, as encode() put them
-        return cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
-                   training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
-                   str(training_set.get("dataset_id", "")),
-                   pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:],
-                   label_columns=str(training_set.get("labels", "")), seed=seed)
+        stage = cls(name, entries, training_set["genes"], training_set["vocabulary"], training_set["clip_low"],
+                    training_set["clip_high"], codec, run_fingerprint(training_set, seed, name),
+                    str(training_set.get("dataset_id", "")),
+                    pseudolabel_pairs=training_set["train_inputs"][len(targets) - appended:],
+                    label_columns=str(training_set.get("labels", "")), seed=seed)
+        # the targets' SVD components, computed once (an entry trains on the first n_dim): what training holds
+        stage.encoded_targets = codec.transform(targets)
+        return stage
 
     def entry_fingerprint(self, entry):
         """What one entry's weights were made from: the run's fingerprint, its hyperparameters and the package's
@@ -110,7 +131,7 @@ class Stage:
             return self.fit_on(executor, training_set, seed, log, status, on_fitted)
         from pertnet import training  # TensorFlow loads only where something trains
 
-        inputs, targets = training_set["train_inputs"], training_set["train_targets"]
+        inputs = training_set["train_inputs"]
         flops = {e.id: training.training_flops(e, len(inputs)) for e in self.entries}
         progress = training.Progress(self.name, sum(flops.values()), log)
         trained, skipped = [], []
@@ -127,7 +148,7 @@ class Stage:
                 f"batch {entry.bs}, n_dim {entry.n_dim}")
             started = time.perf_counter()
             self.weights[entry.id] = training.train_entry(
-                entry, inputs, self.codec.truncate(entry.n_dim).transform(targets), len(self.vocabulary),
+                entry, inputs, self.encoded_targets[:, :entry.n_dim], len(self.vocabulary),
                 training.rep_seeds(seed, self.name, entry.id, entry.reps),
                 on_epoch=progress.epoch_callback(label, entry, flops[entry.id]))
             on_fitted(entry, self.weights[entry.id])
@@ -135,7 +156,7 @@ class Stage:
             progress.done += flops[entry.id]
             trained.append(entry)
             log(f"{label}: saved {entry.reps} reps in {time.perf_counter() - started:.1f}s, "
-                f"about {progress.eta()} left{progress.peak_memory()}")
+                f"about {progress.eta()} left{memory.peak_note()}")
         kept = f" (entries {', '.join(e.id for e in skipped)})" if skipped else ""
         log(f"[{self.name}] trained {len(trained)} entries ({sum(e.reps for e in trained)} model-reps), skipped "
             f"{len(skipped)} already saved ({sum(e.reps for e in skipped)} model-reps){kept}, in "
@@ -151,7 +172,7 @@ class Stage:
         cancels what has not finished (the entries saved so far stay saved)."""
         from pertnet import training  # the task's function; the executor's workers load TensorFlow
 
-        inputs, targets = training_set["train_inputs"], training_set["train_targets"]
+        inputs = training_set["train_inputs"]
         started, pending = time.perf_counter(), {}
         for number, entry in enumerate(self.entries, 1):
             done, note = status(entry)
@@ -159,7 +180,7 @@ class Stage:
             if done:
                 log(f"{label}: {note}")
                 continue
-            task = executor.submit(training.train_entry, entry, inputs, self.codec.truncate(entry.n_dim).transform(targets),
+            task = executor.submit(training.train_entry, entry, inputs, self.encoded_targets[:, :entry.n_dim],
                                    len(self.vocabulary), training.rep_seeds(seed, self.name, entry.id, entry.reps))
             pending[task] = entry
             log(f"{label}: {note}sent to the cluster: family {entry.architecture}, {entry.reps} reps x "
@@ -203,14 +224,30 @@ class Stage:
         entries and the clip to the training bounds (docs/method.md, section 5). with_spread:
         (prediction, the ensemble's spread), what intervals scale with (`ensemble.Ensemble.spread`).
         """
-        combined = self.ensemble()
-        for entry in self.entries:  # one entry's outputs in memory at a time
-            if with_spread:
-                prediction, variance = self.entry_prediction(entry, inputs, with_variance=True)
-            else:
-                prediction, variance = self.entry_prediction(entry, inputs), None
-            combined.add(prediction, entry.weight, variance)
-        return (combined.result(), combined.spread()) if with_spread else combined.result()
+        parts = [part for _, *part in self.predict_blocks(inputs, with_spread)]
+        joined = [np.concatenate(arrays) for arrays in zip(*parts)]
+        return tuple(joined) if with_spread else joined[0]
+
+    def predict_blocks(self, inputs, with_spread=False, log=lambda line: None, every=30.0):
+        """`predict` a block of PAIRS_AT_ONCE pairs at a time: yields (rows: a slice, prediction[, spread]),
+        so that tens of thousands of pairs are written as they come, never held. A line at least every
+        `every` seconds says how many are done and the time left."""
+        started = said = time.perf_counter()
+        for start in range(0, len(inputs), PAIRS_AT_ONCE):
+            rows = slice(start, min(start + PAIRS_AT_ONCE, len(inputs)))
+            combined = self.ensemble()
+            for entry in self.entries:  # one entry's outputs in memory at a time
+                if with_spread:
+                    prediction, variance = self.entry_prediction(entry, inputs[rows], with_variance=True)
+                else:
+                    prediction, variance = self.entry_prediction(entry, inputs[rows]), None
+                combined.add(prediction, entry.weight, variance)
+            yield (rows, combined.result(), combined.spread()) if with_spread else (rows, combined.result())
+            if time.perf_counter() - said >= every:
+                elapsed = time.perf_counter() - started
+                log(f"[{self.name}] predicted {rows.stop} of {len(inputs)} pairs, {elapsed:.0f}s, about "
+                    f"{elapsed / rows.stop * (len(inputs) - rows.stop):.0f}s left")
+                said = time.perf_counter()
 
     def entry_prediction(self, entry, inputs, with_variance=False):
         """The entry's prediction of label codes: the median over its reps of their decoded outputs
@@ -249,8 +286,7 @@ def _stack(stages, training_sets, seeds, entry):
     from pertnet import training
 
     inputs = np.concatenate([np.repeat(ts["train_inputs"][None], entry.reps, 0) for ts in training_sets])
-    targets = np.concatenate([np.repeat(s.codec.truncate(entry.n_dim).transform(ts["train_targets"])[None], entry.reps, 0)
-                              for s, ts in zip(stages, training_sets)])
+    targets = np.concatenate([np.repeat(s.encoded_targets[None, :, :entry.n_dim], entry.reps, 0) for s in stages])
     rep_seeds = [rep for s, seed in zip(stages, seeds) for rep in training.rep_seeds(seed, s.name, entry.id, entry.reps)]
     return entry, inputs, targets, len(stages[0].vocabulary), rep_seeds
 

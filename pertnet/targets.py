@@ -4,6 +4,8 @@ import time
 
 import numpy as np
 
+from pertnet import tablefile
+
 
 def n_dim_limit(targets):
     """The most components the targets (rows x genes) have: min(rows, genes)."""
@@ -16,7 +18,6 @@ def cap_n_dim(entries, limit):
 
 
 EXACT_UP_TO = 4096  # targets whose smaller side is at most this get the exact basis; larger ones a randomized one
-ROWS_AT_ONCE = 2048  # the randomized basis reads the targets a block of rows at a time, in float64
 
 
 class SVDCodec:
@@ -40,15 +41,18 @@ class SVDCodec:
         if not 0 < self.n_components <= min(np.shape(targets)):
             raise ValueError(f"n_components={self.n_components} must be in 1..{min(np.shape(targets))} "
                              f"for targets of shape {np.shape(targets)}")
+        started = time.perf_counter()
         if min(np.shape(targets)) > EXACT_UP_TO:
             log(f"SVD basis of {np.shape(targets)[0]} x {np.shape(targets)[1]} targets: randomized (seeded, "
                 f"{POWER_ITERATIONS} power iterations), as the exact one would need a {min(np.shape(targets))}-square "
                 "eigendecomposition; a departure from the exact basis (docs/method.md, section 8)")
             vt = randomized_right_singular_vectors(targets, self.n_components, log=log)
         else:
-            vt = top_right_singular_vectors(np.asarray(targets, dtype=np.float64), self.n_components)
+            vt = top_right_singular_vectors(tablefile.to_array(targets, np.float64), self.n_components)
         signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
         self.components_ = (vt * signs[:, None]).astype(np.float32)
+        log(f"SVD basis: {self.n_components} components of {np.shape(targets)[0]} x {np.shape(targets)[1]} targets "
+            f"in {time.perf_counter() - started:.1f}s")
         return self
 
     @classmethod
@@ -62,7 +66,9 @@ class SVDCodec:
         return SVDCodec.from_components(self.components_[:n_components])
 
     def transform(self, targets):
-        return np.asarray(targets, dtype=np.float32) @ self.components_.T
+        """The components of targets (an array, or a pertnet/tablefile.py table read by blocks of genes)."""
+        return sum(np.asarray(values, np.float32) @ self.components_[:, columns].T
+                   for columns, values in tablefile.gene_blocks(targets))
 
     def inverse_transform(self, components):
         return np.asarray(components, dtype=np.float32) @ self.components_
@@ -72,22 +78,20 @@ POWER_ITERATIONS = 4
 OVERSAMPLING = 32
 
 
-def randomized_right_singular_vectors(a, k, seed=0, rows_at_once=None, log=lambda line: None):
-    """The top k right singular vectors of `a` (rows x genes, any float dtype), approximated as Halko,
-    Martinsson and Tropp's randomized SVD does, with POWER_ITERATIONS power iterations and a seeded sketch:
-    the same basis on every run. `a` is read a block of rows at a time (in float64), so memory holds a
-    block and the sketches (rows + genes) x (k + OVERSAMPLING), never a float64 copy of `a` or a square
-    Gram matrix. log: a line after each pass over `a`, with the time left."""
+def randomized_right_singular_vectors(a, k, seed=0, log=lambda line: None):
+    """The top k right singular vectors of `a` (rows x genes: an array or a pertnet/tablefile.py table),
+    approximated as Halko, Martinsson and Tropp's randomized SVD does, with POWER_ITERATIONS power
+    iterations and a seeded sketch: the same basis on every run. `a` is read a block of genes at a time (in
+    float64), so memory holds a block and the sketches (rows + genes) x (k + OVERSAMPLING), never a float64
+    copy of `a` or a square Gram matrix. log: a line after each pass over `a`, with the time left."""
     rows, genes = np.shape(a)
-    rows_at_once = rows_at_once or ROWS_AT_ONCE
     width = min(k + OVERSAMPLING, rows, genes)
-    blocks = [slice(start, start + rows_at_once) for start in range(0, rows, rows_at_once)]
 
     def times(matrix):  # a @ matrix, (rows, width)
-        return np.concatenate([np.asarray(a[block], np.float64) @ matrix for block in blocks])
+        return sum(np.asarray(values, np.float64) @ matrix[columns] for columns, values in tablefile.gene_blocks(a))
 
     def transposed_times(matrix):  # a.T @ matrix, (genes, width)
-        return sum(np.asarray(a[block], np.float64).T @ matrix[block] for block in blocks)
+        return np.concatenate([np.asarray(values, np.float64).T @ matrix for _, values in tablefile.gene_blocks(a)])
 
     started, passes = time.perf_counter(), 2 * POWER_ITERATIONS + 2
 

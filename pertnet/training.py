@@ -120,20 +120,36 @@ def train_entry(entry, inputs, targets, vocab_size, seeds, on_epoch=None):
         split = full_batches * batch_size
         return tf.reshape(values[:, :split], (reps, full_batches, batch_size, -1)), values[:, split:]
 
-    @tf.function(autograph=False)  # a plain while loop: converting the Python code took seconds
+    rates = stack.dropout_rates()
+    # the epoch's dropout masks are drawn by chunks of batches that stay within memory.MASK_CHUNK_BYTES (at the
+    # competition's size, the whole epoch at once): the same values either way (nets.dropout_masks)
+    batch_bytes = 4 * reps * batch_size * max(1, sum(width for _, width in rates))
+    chunk_batches = max(1, min(full_batches, memory.MASK_CHUNK_BYTES // batch_bytes))
+    chunks = -(-full_batches // chunk_batches)
+
+    @tf.function(autograph=False)  # plain while loops: converting the Python code took seconds
     def epoch(order, number):  # order: (reps, rows), one permutation per rep; static batch shapes
-        masks = [per_batch(nets.dropout_masks(tf.stack([rep_seeds, tf.fill([reps], number * 1000 + layer)], 1),
-                                              rows, width, rate))
-                 for layer, (rate, width) in enumerate(stack.dropout_rates())]  # row i masks the epoch's i-th sample
+        layer_seeds = [tf.stack([rep_seeds, tf.fill([reps], number * 1000 + layer)], 1) for layer in range(len(rates))]
+
+        def masks(first_row, count):  # row i masks the epoch's i-th sample
+            return [nets.dropout_masks(seeds, count, width, rate, first_row)
+                    for seeds, (rate, width) in zip(layer_seeds, rates)]
+
         batches, rest = per_batch(order[..., None])
 
-        def full_batch(i, losses):
-            return i + 1, losses + step(tf.gather(batches, i, axis=1)[..., 0], [tf.gather(m, i, axis=1) for m, _ in masks])
+        def chunk(number, losses):
+            first = number * chunk_batches
+            count = tf.minimum(tf.constant(chunk_batches, tf.int64), full_batches - first)
+            drawn = [tf.reshape(m, (reps, -1, batch_size, m.shape[-1])) for m in masks(first * batch_size, count * batch_size)]
 
-        _, losses = tf.while_loop(lambda i, _: i < full_batches, full_batch,
-                                  (tf.constant(0, tf.int64), tf.zeros(reps)))
+            def full_batch(i, losses):
+                return i + 1, losses + step(tf.gather(batches, first + i, axis=1)[..., 0], [tf.gather(m, i, axis=1) for m in drawn])
+
+            return number + 1, tf.while_loop(lambda i, _: i < count, full_batch, (tf.constant(0, tf.int64), losses))[1]
+
+        _, losses = tf.while_loop(lambda number, _: number < chunks, chunk, (tf.constant(0, tf.int64), tf.zeros(reps)))
         if last_batch:
-            losses += step(rest[..., 0], [m for _, m in masks])
+            losses += step(rest[..., 0], masks(full_batches * batch_size, last_batch))
         return losses / steps_per_epoch
 
     shufflers = [np.random.default_rng(seed) for seed in seeds]
@@ -158,12 +174,6 @@ class Progress:
         done = self.done + extra_done
         elapsed = time.perf_counter() - self.start
         return "?" if done == 0 else f"{elapsed / done * (self.total - done):.0f}s"
-
-    @staticmethod
-    def peak_memory():
-        """', peak memory X GB' of this process so far, or '' where it cannot be read."""
-        peak = memory.peak_bytes()
-        return "" if peak is None else f", peak memory {peak / memory.GB:.2f} GB"
 
     def epoch_callback(self, label, entry, flops):
         every = max(1, entry.epochs // 5)

@@ -110,7 +110,7 @@ def test_the_clipped_layer_is_used_when_asked(h5ad_data, tmp_path):
     for layer, bound in ((h5ad.CLIPPED_LAYER, 4.0), (h5ad.DEFAULT_LAYER, None)):
         assert run("prepare_data", "--stage", "simple", "--data-dir", folder, "--train-file",
                    h5ad_data / "de_train.h5ad", "--layer", layer) == 0
-        targets = pipeline.load_prepared(folder, "simple")["train_targets"]
+        targets = np.asarray(pipeline.load_prepared(folder, "simple")["train_targets"])
         assert (np.abs(targets).max() <= 4.0) == (bound is not None)
 
 

@@ -181,6 +181,7 @@ def test_changed_hyperparameters_or_force_retrain_and_the_log_says_why(tmp_path,
 def test_stage_2_trains_on_stage_1s_predictions_as_pseudolabels(runs):
     run_a = runs[0]
     prepared = pipeline.load_prepared(run_a / "data", "stage_2")
+    prepared["train_targets"] = np.asarray(prepared["train_targets"])
     assert len(prepared["train_inputs"]) == 614 + 255
     stage_1 = pd.read_csv(outputs.path(run_a / "submissions", "stage_1"))
     id_map = pd.read_csv(run_a / "data" / "id_map.csv")

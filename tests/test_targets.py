@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import TruncatedSVD
 
+from pertnet import tablefile
 from pertnet.targets import SVDCodec
 
 
@@ -45,7 +46,7 @@ def test_components_are_numpys_singular_vectors(rows, genes):
     assert np.allclose(components, vt[:6] * signs[:, None], atol=1e-5)
 
 
-def test_large_targets_get_a_seeded_randomized_basis_close_to_the_exact_one(monkeypatch):
+def test_large_targets_get_a_seeded_randomized_basis_close_to_the_exact_one(monkeypatch, tmp_path):
     """Above EXACT_UP_TO rows and genes the basis is randomized (read by blocks of rows): on targets where
     both run, its components span what the exact ones span, and a refit gives the same bytes."""
     from pertnet import targets
@@ -58,9 +59,15 @@ def test_large_targets_get_a_seeded_randomized_basis_close_to_the_exact_one(monk
     monkeypatch.setattr(targets, "EXACT_UP_TO", 100)
     lines = []
     randomized = SVDCodec(12).fit(y, lines.append).components_
-    assert "randomized (seeded, 4 power iterations)" in lines[0] and "pass 10/10" in lines[-1] and len(lines) == 6 + 1
+    assert "randomized (seeded, 4 power iterations)" in lines[0] and "pass 10/10" in lines[-2] and len(lines) == 1 + 6 + 1
+    assert lines[-1].startswith("SVD basis: 12 components of 700 x 500 targets in ")
     cosines = np.abs(np.sum(exact * randomized, axis=1))  # unit vectors, each signed as the exact ones
     assert cosines.min() > 0.999
     assert np.array_equal(SVDCodec(12).fit(y, lines.append).components_, randomized)
-    monkeypatch.setattr(targets, "ROWS_AT_ONCE", 64)  # other blocks: the same basis, up to rounding
-    assert np.allclose(SVDCodec(12).fit(y, lines.append).components_, randomized, atol=1e-5)
+    monkeypatch.setattr(tablefile, "BLOCK_BYTES", 700 * 4 * 64)  # blocks of 64 genes: the same basis, up to rounding
+    blocked = SVDCodec(12).fit(y, lines.append)
+    assert np.allclose(blocked.components_, randomized, atol=1e-5)
+    np.save(tmp_path / "y.npy", np.asfortranarray(y))  # the targets on disk, as prepare_data keeps them: the same bytes
+    on_disk = tablefile.TableFile(tmp_path / "y.npy")
+    assert np.array_equal(SVDCodec(12).fit(on_disk, lines.append).components_, blocked.components_)
+    assert np.array_equal(blocked.transform(on_disk), blocked.transform(y))

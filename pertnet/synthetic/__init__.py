@@ -48,6 +48,7 @@ POTENT_RANGE = 1.8  # potent potencies are spread over POTENT_SCALE / RANGE .. *
 GENE_SCALE_SD = 0.2
 NOISE_SD = 0.8
 CAP = 180.0
+ROWS_AT_ONCE = 2048  # a larger screen is drawn and written a block of rows at a time (a row group each)
 EC50_LOG10_RANGE = (-1.5, 0.5)  # with doses: each compound's EC50, log-uniform over these powers of ten
 
 # The benchmark's h5ad files only (as_h5ad): fields beyond the parquet values, drawn from their own stream.
@@ -94,8 +95,9 @@ def _potency(compounds: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndar
 
 
 def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
-              rng: np.random.Generator, seed: int = 0) -> np.ndarray:
-    """Latent z-scores (pairs x genes): structured effect plus iid noise."""
+              rng: np.random.Generator, seed: int = 0):
+    """Latent z-scores (pairs x genes): structured effect plus iid noise, as (rows: a slice, z) blocks of
+    ROWS_AT_ONCE rows (one block for a table of that many rows or fewer), each drawn in turn from `rng`."""
     cell_types = sorted(pairs["cell_type"].unique())
     k = N_FACTORS
     potency, potent = _potency(compounds, rng)
@@ -126,20 +128,30 @@ def _z_scores(compounds: pd.DataFrame, pairs: pd.DataFrame, n_genes: int,
         COMPOUND_SCALE * scaled,
         INTERACTION_SCALE * scaled * q_latent[t],
         BASELINE_SCALE * b_latent[t],
-    ])
-    noise = rng.standard_normal((len(pairs), n_genes), dtype=np.float32)
-    return features.astype(np.float32) @ loadings.astype(np.float32) + NOISE_SD * noise
+    ]).astype(np.float32)
+    loadings = loadings.astype(np.float32)
+    for start in range(0, len(pairs), ROWS_AT_ONCE):
+        rows = slice(start, min(start + ROWS_AT_ONCE, len(pairs)))
+        noise = rng.standard_normal((rows.stop - start, n_genes), dtype=np.float32)
+        yield rows, features[rows] @ loadings + NOISE_SD * noise
 
 
-def _write_parquet(path, meta: pd.DataFrame, values: np.ndarray, genes: list[str]) -> None:
-    """Metadata columns then one float64 column per gene, built in arrow directly:
-    going through a pandas frame of 18k columns takes several seconds."""
+def _write_parquet(path, meta: pd.DataFrame, values: np.ndarray, genes: list[str], writer=None):
+    """Metadata columns then one float64 column per gene, built in arrow directly (going through a pandas
+    frame of 18k columns takes several seconds); as a row group of `writer` (a pq.ParquetWriter) where given."""
     table = pa.Table.from_pandas(meta, preserve_index=False)
     by_gene = np.ascontiguousarray(values.T, dtype=np.float64)
     table = pa.Table.from_arrays([*table.columns, *(pa.array(col) for col in by_gene)],
                                  names=[*meta.columns, *genes])
+    if writer is not None:
+        return writer.write_table(table)
     # Float columns gain nothing from dictionary encoding, which is slow here.
     pq.write_table(table, path, use_dictionary=False)
+
+
+def _schema(meta: pd.DataFrame, genes: list[str]) -> pa.Schema:
+    """The parquet files' schema: the metadata's columns, then a float64 column per gene."""
+    return pa.schema([*pa.Schema.from_pandas(meta, preserve_index=False), *(pa.field(g, pa.float64()) for g in genes)])
 
 
 def _write_zero_submission(path, ids, genes: list[str]) -> None:
@@ -209,14 +221,32 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
     meta = both.merge(compounds, on="sm_name", how="left", validate="many_to_one")[[*META, *labels[2:]]]
 
     genes = gene_names(n_genes)
-    z = _z_scores(compounds, both, n_genes, np.random.default_rng(seed), seed)
-    values = signed_log10_p(z)
+    blocks = _z_scores(compounds, both, n_genes, np.random.default_rng(seed), seed)
     n_train = len(train)
-    for name, rows in (("de_train.parquet", slice(0, n_train)), ("de_test.parquet", slice(n_train, None))):
-        with atomic_path(out_dir / name) as tmp:
-            _write_parquet(tmp, meta.iloc[rows], values[rows], genes)
-    if as_h5ad:
-        _write_h5ad(out_dir, meta, z, values, n_train, genes, seed)
+    if as_h5ad or len(both) <= ROWS_AT_ONCE:  # one block: the files written whole
+        z = np.concatenate([block for _, block in blocks])
+        values = signed_log10_p(z)
+        for name, rows in (("de_train.parquet", slice(0, n_train)), ("de_test.parquet", slice(n_train, None))):
+            with atomic_path(out_dir / name) as tmp:
+                _write_parquet(tmp, meta.iloc[rows], values[rows], genes)
+        if as_h5ad:
+            _write_h5ad(out_dir, meta, z, values, n_train, genes, seed)
+    else:  # a screen larger than a block: written a row group per block, never held whole
+        with atomic_path(out_dir / "de_train.parquet") as train_tmp, atomic_path(out_dir / "de_test.parquet") as test_tmp:
+            schema = None
+            writers = []
+            for rows, z in blocks:
+                values = signed_log10_p(z)
+                for number, (tmp, part) in enumerate(((train_tmp, slice(rows.start, min(rows.stop, n_train))),
+                                                      (test_tmp, slice(max(rows.start, n_train), rows.stop)))):
+                    if len(writers) <= number:
+                        schema = schema or _schema(meta, genes)
+                        writers.append(pq.ParquetWriter(tmp, schema, use_dictionary=False))
+                    if part.stop > part.start:
+                        local = slice(part.start - rows.start, part.stop - rows.start)
+                        _write_parquet(tmp, meta.iloc[part], values[local], genes, writers[number])
+            for writer in writers:
+                writer.close()
     with atomic_path(out_dir / "id_map.csv") as tmp:
         id_map.to_csv(tmp, index=False)
     with atomic_path(out_dir / "sample_submission.csv") as tmp:

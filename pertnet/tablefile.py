@@ -1,0 +1,146 @@
+"""A float32 table of rows x genes kept on disk as a .npy file, read and written a block of genes at a time.
+
+What lets a screen of tens of thousands of rows prepare and train in a bounded amount of memory:
+prepare_data writes the training targets here (`TableWriter`), train reads them back a block of genes
+at a time (`TableFile`). The file is in gene order (NumPy's Fortran order: each gene's rows together),
+the order a parquet file is read in, so both the writes and the reads are long and contiguous; np.load
+reads it as an array. Reads are plain file reads, not a memory map: a map of a 4 GB file counts every
+page it touched as the process's own memory until it is unmapped. Anything that reads a table by
+`gene_blocks` takes an in-memory array as well.
+"""
+import os
+import time
+
+import numpy as np
+
+from pertnet.files import atomic_path
+
+BLOCK_BYTES = 128 * 2 ** 20  # a block of genes x all rows, as float32: 588 genes of 57,000 rows
+
+
+def genes_at_once(rows):
+    """How many genes' rows make a block of about BLOCK_BYTES."""
+    return max(1, BLOCK_BYTES // (4 * max(1, rows)))
+
+
+def gene_blocks(table, width=None):
+    """(genes, values) of consecutive blocks of a table's genes (a `TableFile` or an array): genes a slice,
+    values (rows, genes in the block)."""
+    rows, genes = np.shape(table)
+    width = width or genes_at_once(rows)
+    for start in range(0, genes, width):
+        columns = slice(start, min(start + width, genes))
+        yield columns, np.asarray(table[:, columns])
+
+
+def update_digest(digest, table):
+    """Add a table's values in row order (the bytes of np.ascontiguousarray(table)) to a hashlib digest, a
+    block of rows at a time."""
+    rows_at_once = max(1, BLOCK_BYTES // (4 * max(1, table.shape[1])))
+    for start in range(0, len(table), rows_at_once):
+        rows = slice(start, start + rows_at_once)
+        digest.update(np.ascontiguousarray(table.rows(rows) if isinstance(table, TableFile) else table[rows]).data)
+    return digest
+
+
+def to_array(table, dtype=np.float32):
+    """The whole table in memory as `dtype` (gene order), filled block by block; an array as it is."""
+    if isinstance(table, np.ndarray):
+        return np.asarray(table, dtype)
+    whole = np.empty(table.shape, dtype, order="F")
+    for columns, values in gene_blocks(table):
+        whole[:, columns] = values
+    return whole
+
+
+class TableFile:
+    """A float32 (rows, genes) .npy file in gene order, read by blocks of genes: `table[:, a:b]` is an array.
+    `take(rows)` reads chosen rows (a fold's) by blocks."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        with open(self.path, "rb") as handle:
+            read_header = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(handle) == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            self.shape, fortran, dtype = read_header(handle)
+            self.offset = handle.tell()
+        if not (fortran or self.shape[1] <= 1) or dtype != np.float32 or len(self.shape) != 2:
+            raise ValueError(f"{self.path}: not a float32 (rows, genes) table in gene order")
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        """np.asarray(table): the whole table in memory (for a look at a small one)."""
+        return to_array(self, dtype or np.float32)
+
+    def __getitem__(self, index):
+        rows, columns = index
+        if rows != slice(None) or not isinstance(columns, slice) or columns.step not in (None, 1):
+            raise IndexError("a TableFile is read by contiguous blocks of genes: table[:, a:b]")
+        start, stop, _ = columns.indices(self.shape[1])
+        values = np.fromfile(self.path, np.float32, count=max(stop - start, 0) * self.shape[0],
+                             offset=self.offset + start * self.shape[0] * 4)
+        return values.reshape(max(stop - start, 0), self.shape[0]).T
+
+    def rows(self, rows):
+        """A slice of rows in memory, (rows, genes) in row order: read through a map of the file made for the
+        read and dropped after it (each gene's few pages of those rows are all that is touched)."""
+        mapped = np.memmap(self.path, np.float32, "r", offset=self.offset, shape=self.shape, order="F")
+        values = np.ascontiguousarray(mapped[rows])
+        del mapped
+        return values
+
+    def take(self, rows):
+        """The rows at `rows` (any order) in memory, (len(rows), genes) in gene order."""
+        taken = np.empty((len(rows), self.shape[1]), np.float32, order="F")
+        for columns, values in gene_blocks(self):
+            taken[:, columns] = values[rows]
+        return taken
+
+
+class InMemory:
+    """The writer's protocol for a table in memory (`array`, in gene order)."""
+
+    def __init__(self, shape):
+        self.array = np.empty(shape, np.float32, order="F")
+
+    def write(self, rows, genes, values):
+        self.array[rows, genes] = values
+
+
+class TableWriter:
+    """Writes a float32 (rows, genes) table into a gene-order .npy file: `write(rows, genes, values)` puts a
+    block of values at a range of rows and of genes, in any order. A line at most every `every` seconds
+    says how far it is. The file appears complete when the block ends, or not at all."""
+
+    def __init__(self, path, shape, log=lambda line: None, every=30.0):
+        self.path, self.shape, self.log, self.every = path, tuple(shape), log, every
+        self.written, self.started = 0, time.perf_counter()
+        self.said = self.started
+
+    def __enter__(self):
+        self._atomic = atomic_path(self.path)
+        self.handle = open(self._atomic.__enter__(), "wb")
+        np.lib.format.write_array_header_2_0(self.handle, {"descr": "<f4", "fortran_order": True, "shape": self.shape})
+        self.offset = self.handle.tell()
+        self.handle.truncate(self.offset + self.shape[0] * self.shape[1] * 4)
+        return self
+
+    def write(self, rows, genes, values):
+        """`values` (the rows of slice `rows`, the genes of slice `genes`) into their place."""
+        values = np.asfortranarray(values, np.float32)
+        total = self.shape[0]
+        for number, gene in enumerate(range(*genes.indices(self.shape[1]))):
+            os.pwrite(self.handle.fileno(), values[:, number].data,
+                      self.offset + (gene * total + rows.indices(total)[0]) * 4)
+        self.written += values.size
+        if time.perf_counter() - self.said >= self.every:
+            elapsed, size = time.perf_counter() - self.started, self.shape[0] * self.shape[1]
+            self.log(f"  {self.path}: {self.written / size:.0%} written, {elapsed:.0f}s, about "
+                     f"{elapsed / self.written * (size - self.written):.0f}s left")
+            self.said = time.perf_counter()
+
+    def __exit__(self, *error):
+        self.handle.close()
+        return self._atomic.__exit__(*error)
