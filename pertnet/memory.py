@@ -121,11 +121,11 @@ def prepare_bytes(rows, genes, pseudolabel_rows=0):
 def basis_bytes(rows, genes, k):
     """What the SVD basis of rows x genes targets holds while it is computed: the exact one the targets in
     float64 and a square Gram matrix and its eigenvectors; the randomized one its sketches and a block."""
-    from pertnet import tablefile, targets
+    from pertnet import targets
 
     if min(rows, genes) <= targets.EXACT_UP_TO:
         return 8 * rows * genes + 3 * 8 * min(rows, genes) ** 2
-    return 4 * 8 * (rows + genes) * (k + targets.OVERSAMPLING) + 3 * tablefile.BLOCK_BYTES
+    return 4 * 8 * (rows + genes) * (k + targets.OVERSAMPLING) + 3 * targets.PRODUCT_BLOCK_BYTES
 
 
 def require_prepare(rows, genes, pseudolabel_rows, source):

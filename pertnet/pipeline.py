@@ -224,7 +224,7 @@ def _predict(options, log):
     column = [position[gene] for gene in order]
     fmt = outputs.FORMATS[options.output_format]
     if options.interval is None:  # by blocks of pairs, written as they come where the format allows
-        values, bounds = ((rows, block[:, column]) for rows, block in stage.predict_blocks(inputs, log=log)), None
+        values, bounds = _reordered(stage.predict_blocks(inputs, log=log), column), None
         if not fmt.by_blocks:
             values = np.concatenate([block for _, block in values])
     else:
@@ -236,6 +236,15 @@ def _predict(options, log):
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
     return out
+
+
+def _reordered(blocks, column):
+    """(rows, values) blocks with their genes in `column` order (each gene's values contiguous, as the writers
+    take them), each block's values let go once reordered."""
+    for rows, values in blocks:
+        values = values.T[column].T
+        yield rows, values
+        del values
 
 
 def _recorded_labels(options, stage):

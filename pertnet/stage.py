@@ -235,19 +235,25 @@ class Stage:
         started = said = time.perf_counter()
         for start in range(0, len(inputs), PAIRS_AT_ONCE):
             rows = slice(start, min(start + PAIRS_AT_ONCE, len(inputs)))
-            combined = self.ensemble()
-            for entry in self.entries:  # one entry's outputs in memory at a time
-                if with_spread:
-                    prediction, variance = self.entry_prediction(entry, inputs[rows], with_variance=True)
-                else:
-                    prediction, variance = self.entry_prediction(entry, inputs[rows]), None
-                combined.add(prediction, entry.weight, variance)
-            yield (rows, combined.result(), combined.spread()) if with_spread else (rows, combined.result())
+            block = self._predict_block(inputs[rows], with_spread)  # nothing else of the block's is held
+            yield (rows, *block) if with_spread else (rows, block)
+            del block
             if time.perf_counter() - said >= every:
                 elapsed = time.perf_counter() - started
                 log(f"[{self.name}] predicted {rows.stop} of {len(inputs)} pairs, {elapsed:.0f}s, about "
                     f"{elapsed / rows.stop * (len(inputs) - rows.stop):.0f}s left")
                 said = time.perf_counter()
+
+    def _predict_block(self, inputs, with_spread):
+        combined = self.ensemble()
+        for entry in self.entries:  # one entry's outputs in memory at a time
+            if with_spread:
+                prediction, variance = self.entry_prediction(entry, inputs, with_variance=True)
+            else:
+                prediction, variance = self.entry_prediction(entry, inputs), None
+            combined.add(prediction, entry.weight, variance)
+            del prediction, variance
+        return (combined.result(), combined.spread()) if with_spread else combined.result()
 
     def entry_prediction(self, entry, inputs, with_variance=False):
         """The entry's prediction of label codes: the median over its reps of their decoded outputs

@@ -15,19 +15,22 @@ import numpy as np
 
 from pertnet.files import atomic_path
 
-BLOCK_BYTES = 128 * 2 ** 20  # a block of genes x all rows, as float32: 588 genes of 57,000 rows
+BLOCK_BYTES = 16 * 2 ** 20  # a block of genes x all rows as float32, read or written: 73 genes of 57,000 rows
+GENES_AT_ONCE = 1000  # and at most this many genes: a parquet read's cost per column outweighs its values below it
 
 
-def genes_at_once(rows):
-    """How many genes' rows make a block of about BLOCK_BYTES."""
-    return max(1, BLOCK_BYTES // (4 * max(1, rows)))
+def genes_at_once(rows, block_bytes=None):
+    """How many genes' rows make a block of about `block_bytes` (default BLOCK_BYTES, and at most
+    GENES_AT_ONCE genes: a product with the basis passes its own)."""
+    fitting = max(1, (block_bytes or BLOCK_BYTES) // (4 * max(1, rows)))
+    return fitting if block_bytes else min(fitting, GENES_AT_ONCE)
 
 
-def gene_blocks(table, width=None):
-    """(genes, values) of consecutive blocks of a table's genes (a `TableFile` or an array): genes a slice,
-    values (rows, genes in the block)."""
+def gene_blocks(table, block_bytes=None):
+    """(genes, values) of consecutive blocks of a table's genes (a `TableFile` or an array) of about
+    `block_bytes` each (default BLOCK_BYTES): genes a slice, values (rows, genes in the block)."""
     rows, genes = np.shape(table)
-    width = width or genes_at_once(rows)
+    width = genes_at_once(rows, block_bytes)
     for start in range(0, genes, width):
         columns = slice(start, min(start + width, genes))
         yield columns, np.asarray(table[:, columns])

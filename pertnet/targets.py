@@ -18,6 +18,9 @@ def cap_n_dim(entries, limit):
 
 
 EXACT_UP_TO = 4096  # targets whose smaller side is at most this get the exact basis; larger ones a randomized one
+# the products of the targets with the basis take a block of genes this large (as float32) at a time: the
+# competition's whole table (869 x 18,211) is one block, one product, rounded as it always was
+PRODUCT_BLOCK_BYTES = 128 * 2 ** 20
 
 
 class SVDCodec:
@@ -68,7 +71,7 @@ class SVDCodec:
     def transform(self, targets):
         """The components of targets (an array, or a pertnet/tablefile.py table read by blocks of genes)."""
         return sum(np.asarray(values, np.float32) @ self.components_[:, columns].T
-                   for columns, values in tablefile.gene_blocks(targets))
+                   for columns, values in tablefile.gene_blocks(targets, PRODUCT_BLOCK_BYTES))
 
     def inverse_transform(self, components):
         return np.asarray(components, dtype=np.float32) @ self.components_
@@ -88,10 +91,12 @@ def randomized_right_singular_vectors(a, k, seed=0, log=lambda line: None):
     width = min(k + OVERSAMPLING, rows, genes)
 
     def times(matrix):  # a @ matrix, (rows, width)
-        return sum(np.asarray(values, np.float64) @ matrix[columns] for columns, values in tablefile.gene_blocks(a))
+        return sum(np.asarray(values, np.float64) @ matrix[columns]
+                   for columns, values in tablefile.gene_blocks(a, PRODUCT_BLOCK_BYTES))
 
     def transposed_times(matrix):  # a.T @ matrix, (genes, width)
-        return np.concatenate([np.asarray(values, np.float64).T @ matrix for _, values in tablefile.gene_blocks(a)])
+        return np.concatenate([np.asarray(values, np.float64).T @ matrix
+                               for _, values in tablefile.gene_blocks(a, PRODUCT_BLOCK_BYTES)])
 
     started, passes = time.perf_counter(), 2 * POWER_ITERATIONS + 2
 

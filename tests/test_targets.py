@@ -64,7 +64,7 @@ def test_large_targets_get_a_seeded_randomized_basis_close_to_the_exact_one(monk
     cosines = np.abs(np.sum(exact * randomized, axis=1))  # unit vectors, each signed as the exact ones
     assert cosines.min() > 0.999
     assert np.array_equal(SVDCodec(12).fit(y, lines.append).components_, randomized)
-    monkeypatch.setattr(tablefile, "BLOCK_BYTES", 700 * 4 * 64)  # blocks of 64 genes: the same basis, up to rounding
+    monkeypatch.setattr(targets, "PRODUCT_BLOCK_BYTES", 700 * 4 * 64)  # blocks of 64 genes: the same basis, up to rounding
     blocked = SVDCodec(12).fit(y, lines.append)
     assert np.allclose(blocked.components_, randomized, atol=1e-5)
     np.save(tmp_path / "y.npy", np.asfortranarray(y))  # the targets on disk, as prepare_data keeps them: the same bytes
