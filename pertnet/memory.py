@@ -19,7 +19,7 @@ from pertnet.errors import UserError
 FLOAT = 4               # bytes of a float32
 WEIGHT_COPIES = 6       # variable, Adam m and v, gradient, the initial and the final NumPy copies
 MASK_COPIES = 3         # a chunk's masks, their 16-bit draws and the keep test
-MASK_CHUNK_BYTES = 128 * 2 ** 20  # an epoch's dropout masks are drawn by chunks of batches this size at most
+MASK_CHUNK_BYTES = 32 * 2 ** 20  # an epoch's dropout masks are drawn by chunks of batches this size at most
 ACTIVATION_COPIES = 4   # each layer's output kept for the backward pass, its gradient, and temporaries
 GB = 2 ** 30
 

@@ -37,12 +37,10 @@ def gene_blocks(table, block_bytes=None):
 
 
 def update_digest(digest, table):
-    """Add a table's values in row order (the bytes of np.ascontiguousarray(table)) to a hashlib digest, a
-    block of rows at a time."""
-    rows_at_once = max(1, BLOCK_BYTES // (4 * max(1, table.shape[1])))
-    for start in range(0, len(table), rows_at_once):
-        rows = slice(start, start + rows_at_once)
-        digest.update(np.ascontiguousarray(table.rows(rows) if isinstance(table, TableFile) else table[rows]).data)
+    """Add a table's values to a hashlib digest, gene after gene (the bytes of its gene-order file), a block
+    of genes at a time."""
+    for _, values in gene_blocks(table):
+        digest.update(np.ascontiguousarray(values.T, np.float32).data)
     return digest
 
 
@@ -85,14 +83,6 @@ class TableFile:
         values = np.fromfile(self.path, np.float32, count=max(stop - start, 0) * self.shape[0],
                              offset=self.offset + start * self.shape[0] * 4)
         return values.reshape(max(stop - start, 0), self.shape[0]).T
-
-    def rows(self, rows):
-        """A slice of rows in memory, (rows, genes) in row order: read through a map of the file made for the
-        read and dropped after it (each gene's few pages of those rows are all that is touched)."""
-        mapped = np.memmap(self.path, np.float32, "r", offset=self.offset, shape=self.shape, order="F")
-        values = np.ascontiguousarray(mapped[rows])
-        del mapped
-        return values
 
     def take(self, rows):
         """The rows at `rows` (any order) in memory, (len(rows), genes) in gene order."""

@@ -19,8 +19,8 @@ def cap_n_dim(entries, limit):
 
 EXACT_UP_TO = 4096  # targets whose smaller side is at most this get the exact basis; larger ones a randomized one
 # the products of the targets with the basis take a block of genes this large (as float32) at a time: the
-# competition's whole table (869 x 18,211) is one block, one product, rounded as it always was
-PRODUCT_BLOCK_BYTES = 128 * 2 ** 20
+# competition's whole table (869 x 18,211: 63 MB) is one block, one product, rounded as it always was
+PRODUCT_BLOCK_BYTES = 64 * 2 ** 20
 
 
 class SVDCodec:

@@ -1,2 +1,2 @@
 """The package's version: shown by every command's --version, recorded in every trained bundle."""
-VERSION = "1.1.0"
+VERSION = "1.2.0"
