@@ -198,12 +198,19 @@ def _validated(metadata, genes, values, path, labels):
                       pd.DataFrame(values, columns=genes, copy=False)], axis=1)
 
 
-def training_blocks(path, labels=Labels()):
-    """A parquet training file without holding its values: (its validated canonical pairs, the genes, their
-    float32 values as an iterator of gene blocks (`parquet_blocks`), each checked as `read_de_train` checks
-    the whole). --replicates mean, which averages rows, reads the file whole (`read_training`)."""
-    metadata, genes, blocks = parquet_blocks(path, labels, np.float32)
-    _require_genes(metadata, genes, path, labels)
+def training_blocks(path, labels=Labels(), layer=None):
+    """A training file (parquet, or h5ad with `layer`: as `read_training`) without holding its values: (its
+    validated canonical pairs, the genes, their float32 values as an iterator of gene blocks, each checked as
+    `read_training` checks the whole, dataset_id or None). --replicates mean, which averages rows, reads the
+    file whole (`read_training`)."""
+    if is_h5ad(path):
+        from pertnet import h5ad
+
+        metadata, genes, blocks, dataset_id = h5ad.observation_blocks(path, layer or h5ad.DEFAULT_LAYER)
+        labels.require(metadata.columns, f"{path} (obs)", "its obs")
+    else:
+        (metadata, genes, blocks), dataset_id = parquet_blocks(path, labels, np.float32), None
+        _require_genes(metadata, genes, path, labels)
     pairs = _training_pairs(metadata, path, labels, replicates_allowed=False)
 
     def checked():
@@ -213,7 +220,7 @@ def training_blocks(path, labels=Labels()):
             yield columns, values
         check.done()
 
-    return pairs.reset_index(drop=True).astype(str), genes, checked()
+    return pairs.reset_index(drop=True).astype(str), genes, checked(), dataset_id
 
 
 class ValueCheck:

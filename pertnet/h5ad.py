@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from pertnet.errors import UserError
-from pertnet import labels
+from pertnet import labels, tablefile
 from pertnet.files import atomic_path
 
 DEFAULT_LAYER = "sign_log10_pval"
@@ -23,6 +23,17 @@ def read_observations(path, layer=None):
 
     layer: default `prediction` in a prediction file, else sign_log10_pval.
     """
+    obs, genes, blocks, dataset_id = observation_blocks(path, layer)
+    values = np.empty((len(obs), len(genes)), np.float32, order="F")
+    for columns, block in blocks:
+        values[:, columns] = block
+    return obs, genes, values, dataset_id
+
+
+def observation_blocks(path, layer=None):
+    """`read_observations` with the values as an iterator of (genes: a slice, float32 values) blocks of genes
+    (pertnet/tablefile.py's size), read from the file as they are asked for: a dense layer is never held
+    whole (a sparse one is read whole, then given by blocks)."""
     from anndata.io import read_elem
 
     try:
@@ -40,11 +51,24 @@ def read_observations(path, layer=None):
         if layer not in layers:
             raise UserError(f"{path}: no layer '{layer}'; layers present: {', '.join(layers) or 'none'}; "
                             "choose one with --layer")
-        obs = read_elem(handle["obs"])
-        genes = read_elem(handle["var"]).index
-        values = read_elem(handle["layers"][layer])
-        dataset_id = read_elem(handle["uns"]["dataset_id"]) if "uns" in handle and "dataset_id" in handle["uns"] else None
-    return _plain(obs, genes, values, dataset_id)
+        obs, genes, _, dataset_id = _plain(read_elem(handle["obs"]), read_elem(handle["var"]).index, np.zeros((0, 0)),
+                                           read_elem(handle["uns"]["dataset_id"]) if "uns" in handle
+                                           and "dataset_id" in handle["uns"] else None)
+        dense = isinstance(handle["layers"][layer], h5py.Dataset)
+        whole = None if dense else _plain(obs, genes, read_elem(handle["layers"][layer]), dataset_id)[2]
+
+    def blocks():
+        if whole is not None:
+            yield from tablefile.gene_blocks(whole)
+            return
+        with h5py.File(path, "r") as file:
+            values = file["layers"][layer]
+            width = tablefile.genes_at_once(len(obs))
+            for start in range(0, len(genes), width):
+                columns = slice(start, min(start + width, len(genes)))
+                yield columns, values[:, columns].astype(np.float32)
+
+    return obs, genes, blocks(), dataset_id
 
 
 def observations(adata, layer=None, source="the AnnData"):
@@ -82,8 +106,24 @@ def write_dataset(path, obs, genes, layers, uns):
 
 
 def write_prediction(path, id_map, genes, values, dataset_id, bounds=None, parameters=None):
-    """The benchmark's prediction file (schemas.H5AD_PREDICTION)."""
-    _write(prediction(id_map, genes, values, dataset_id, bounds, parameters), path)
+    """The benchmark's prediction file (schemas.H5AD_PREDICTION). values: an array, or (rows: a slice, values)
+    blocks as they come (a stage's `predict_blocks`): the file is then written without them by anndata, and
+    X and the prediction layer are filled block by block, never held whole."""
+    if isinstance(values, np.ndarray):
+        _write(prediction(id_map, genes, values, dataset_id, bounds, parameters), path)
+        return Path(path)
+    with atomic_path(path) as tmp:
+        prediction(id_map, genes, None, dataset_id, bounds, parameters).write_h5ad(tmp)
+        with h5py.File(tmp, "r+") as file:
+            layers = file.require_group("layers")
+            layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
+            datasets = [file.create_dataset(name, (len(id_map), len(genes)), np.float64)
+                        for name in ("X", "layers/prediction")]
+            for dataset in datasets:  # how anndata marks a dense array
+                dataset.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
+            for rows, block in values:
+                for dataset in datasets:
+                    dataset[rows] = block
     return Path(path)
 
 
@@ -91,18 +131,19 @@ def prediction(id_map, genes, values, dataset_id, bounds=None, parameters=None):
     """The benchmark's prediction AnnData; its spec asks for a double layer, so the float32 predictions
     are widened to float64 (exactly). X holds them too (scanpy's functions read X). obs: the label
     columns as given, indexed by id. bounds (`intervals.Bounds`): also the layers lower and upper, obs
-    uncertainty and uns interval_level. parameters: what made the prediction (uns["pertnet"])."""
+    uncertainty and uns interval_level. parameters: what made the prediction (uns["pertnet"]). values
+    None: all of it but X and the prediction layer (`write_prediction` adds them by blocks)."""
     import anndata
 
     obs = labels.given(id_map).set_axis(id_map["id"].astype(str).rename("id"))
-    layers = {"prediction": np.asarray(values, dtype=np.float64)}
+    layers = {} if values is None else {"prediction": np.asarray(values, dtype=np.float64)}
     uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID, **({"pertnet": parameters} if parameters else {})}
     if bounds is not None:
         layers.update(lower=np.asarray(bounds.lower, np.float64), upper=np.asarray(bounds.upper, np.float64))
         obs = obs.assign(uncertainty=np.asarray(bounds.uncertainty, np.float64))
         uns["interval_level"] = float(bounds.level)
-    return anndata.AnnData(X=layers["prediction"], obs=obs, var=pd.DataFrame(index=pd.Index(genes)), layers=layers,
-                           uns=uns)
+    return anndata.AnnData(X=layers.get("prediction"), obs=obs, var=pd.DataFrame(index=pd.Index(genes)),
+                           layers=layers, uns=uns, shape=None if values is not None else (len(obs), len(genes)))
 
 
 def read_interval_fields(path):

@@ -38,11 +38,11 @@ class OutputFormat(NamedTuple):
     name: str
     suffix: str
     file_name: Callable   # stage -> the file `predict` writes in the submissions folder
-    write: Callable       # (path, id_map, genes, values, stage, bounds, log) -> path; stage: the `Stage` predicting
+    write: Callable       # (path, id_map, genes, values, stage, bounds, log) -> path; stage: the `Stage` predicting;
+                          # values: an array, or without bounds (rows, values) blocks as they come
     read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
     build: Callable       # (pairs, genes, values, stage, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
-    by_blocks: bool       # whether `write` takes the values as (rows, values) blocks as they come (without bounds)
 
 
 # ---------------------------------------------------------------- csv: the competition's submission
@@ -125,9 +125,9 @@ def _h5ad_bounds(path):
 
 FORMATS = {
     "csv": OutputFormat("csv", ".csv", lambda stage: f"{stage}_submission.csv", _write_csv, _read_csv,
-                        _build_frame, _csv_bounds, by_blocks=True),
+                        _build_frame, _csv_bounds),
     "h5ad": OutputFormat("h5ad", ".h5ad", lambda stage: f"{stage}_prediction.h5ad", _write_h5ad, _read_h5ad,
-                         _build_anndata, _h5ad_bounds, by_blocks=False),
+                         _build_anndata, _h5ad_bounds),
 }
 SUBMISSION = "csv"   # the competition's format: what `predict` writes by default, and stage_2's pseudolabel source
 BENCHMARK = "h5ad"   # the Open Problems benchmark's prediction file

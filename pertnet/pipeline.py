@@ -79,12 +79,12 @@ def _prepare(options, train_path, from_h5ad, log):
     data_dir, stage = options.data_dir, options.stage
     labels = options.label_columns()
     started = time.perf_counter()
-    if from_h5ad or labels.replicates == "mean":  # read whole: AnnData's layers, and rows averaged by pair
+    if labels.replicates == "mean":  # read whole: rows averaged by pair
         train, dataset_id = data.read_training(train_path, options.layer, labels)
         genes = schemas.gene_columns(train.columns)
         pairs, blocks = train[schemas.PAIR], tablefile.gene_blocks(train[genes].to_numpy(np.float32))
     else:  # read a block of genes at a time, never whole
-        (pairs, genes, blocks), dataset_id = data.training_blocks(train_path, labels), None
+        pairs, genes, blocks, dataset_id = data.training_blocks(train_path, labels, options.layer)
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, labels)
     if not from_h5ad:
         order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)
@@ -223,10 +223,8 @@ def _predict(options, log):
     position = {gene: i for i, gene in enumerate(stage.genes)}
     column = [position[gene] for gene in order]
     fmt = outputs.FORMATS[options.output_format]
-    if options.interval is None:  # by blocks of pairs, written as they come where the format allows
+    if options.interval is None:  # by blocks of pairs, written as they come
         values, bounds = _reordered(stage.predict_blocks(inputs, log=log), column), None
-        if not fmt.by_blocks:
-            values = np.concatenate([block for _, block in values])
     else:
         values, bounds = _calibration(options).predict(stage, inputs, options.interval, _calibration_path(options))
         values, bounds = values[:, column], bounds.columns(column)

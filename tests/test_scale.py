@@ -3,6 +3,7 @@ the same numbers whichever blocks, progress while reading and writing, and a ref
 import subprocess
 import sys
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,8 +77,8 @@ def test_the_prepared_targets_are_a_file_read_by_blocks(tiny_data, tmp_path, cap
 
 
 def test_blocks_of_pairs_and_of_genes_give_the_same_submission(tiny_data, tmp_path, monkeypatch):
-    """Read by blocks of 7 genes, predicted by blocks of 5 pairs, written by blocks of 3 rows: the values of one
-    block (up to the rounding of products of other shapes), the ids in id_map's order."""
+    """Read by blocks of 7 genes, predicted by blocks of 5 pairs, written by blocks of 3 rows (CSV) or 5 (h5ad):
+    the values of one block (up to the rounding of products of other shapes), the ids in id_map's order."""
     args = ["--stage", "simple", *map(str, dirs(tmp_path, tiny_data))]
     quick = ["--reps", "1", "--epochs", "2"]
     assert cli.run(prepare_data.main, args) == 0 and cli.run(train.main, args + quick) == 0
@@ -91,6 +92,11 @@ def test_blocks_of_pairs_and_of_genes_give_the_same_submission(tiny_data, tmp_pa
     blocked = pd.read_csv(tmp_path / "submissions" / "simple_submission.csv")
     assert blocked["id"].tolist() == pd.read_csv(tiny_data / "id_map.csv")["id"].tolist() == whole["id"].tolist()
     assert np.allclose(blocked.to_numpy(), whole.to_numpy(), atol=1e-4)
+    assert cli.run(predict.main, args + ["--output-format", "h5ad"]) == 0  # the benchmark's file, by blocks too
+    written = anndata.read_h5ad(tmp_path / "submissions" / "simple_prediction.h5ad")
+    assert written.obs_names.tolist() == blocked["id"].astype(str).tolist()
+    values = blocked.drop(columns="id").to_numpy(np.float32)
+    assert np.array_equal(written.layers["prediction"].astype(np.float32), values) and np.array_equal(written.X, written.layers["prediction"])
 
 
 def test_long_steps_say_how_far_they_are(tmp_path):

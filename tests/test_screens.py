@@ -104,4 +104,5 @@ def test_an_n_dim_above_the_data_trains_at_the_largest_allowed_with_one_line():
     assert [e.n_dim for e in stage.entries] == [5] * 7 and stage.codec.components_.shape == (5, 8)
     assert lines == ["[stage_1] departing from the configuration: 5 training rows x 8 genes allow at most 5 SVD "
                      "components; entries 1 (n_dim 50), 2 (n_dim 60), 3 (n_dim 119), 5 (n_dim 71), 6 (n_dim 126), "
-                     "7 (n_dim 100), 8 (n_dim 100) train at n_dim 5"]
+                     "7 (n_dim 100), 8 (n_dim 100) train at n_dim 5", lines[1]]
+    assert lines[1].startswith("SVD basis: 5 components of 5 x 8 targets in ")
