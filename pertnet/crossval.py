@@ -159,7 +159,6 @@ class CrossValidation:
         and taken in the entries' order, so the sums are the serial run's."""
         from pertnet import training  # TensorFlow loads only where something trains
 
-        split = {fold: self.rows(fold) for fold in self.folds}  # (training rows, held-out rows), sliced once
         groups = fold_groups(self.folds, self.train[schemas.PAIR], self.pseudolabels)
         flops = [{e.id: training.training_flops(e, group.rows) * len(group.folds) for e in entries} for group in groups]
         progress = training.Progress(self.stage_name, sum(sum(f.values()) for f in flops), log)
@@ -169,11 +168,15 @@ class CrossValidation:
                 f"{', '.join(f'{fold.name} (repeat {fold.repeat + 1})' for fold in group.folds)}")
             models = [PertNet(self.stage_name, entries=entries, seed=fold.seed, verbose=log_once)
                       for fold in group.folds]
-            training_sets = [model.training_set(split[fold][0], self.pseudolabels)
-                             for model, fold in zip(models, group.folds)]
+            training_sets, held_out = [], {}
+            for model, fold in zip(models, group.folds):  # the group's folds only, one copy of a fold's rows at a time
+                fold_train, held_out[fold] = self.rows(fold)
+                training_sets.append(model.training_set(fold_train, self.pseudolabels))
+                del fold_train
             for model, training_set in zip(models, training_sets):
                 model.start(training_set)
-            inputs = [model.encode_pairs(split[fold][1], source=f"{fold.label} held-out rows")
+                del training_set["train_targets"]  # in the basis now (the stage's encoded targets): let the rows go
+            inputs = [model.encode_pairs(held_out[fold], source=f"{fold.label} held-out rows")
                       for fold, model in zip(group.folds, models)]
             means, kept = [model.stage_.ensemble() for model in models], [([], []) for _ in group.folds]
             group_entries = models[0].stage_.entries  # as the data allows them (n_dim): the same in every fold
@@ -200,7 +203,7 @@ class CrossValidation:
                         kept[number][0].append(prediction)
                         kept[number][1].append(variance)
             for fold, model, mean, (entry_predictions, entry_variances) in zip(group.folds, models, means, kept):
-                yield FoldResult(fold, mean.result(), split[fold][1][self.genes].to_numpy(np.float64), mean.spread(),
+                yield FoldResult(fold, mean.result(), held_out[fold][self.genes].to_numpy(np.float64), mean.spread(),
                                  entry_predictions, entry_variances, model.stage_.clip_low, model.stage_.clip_high)
 
 

@@ -76,18 +76,23 @@ def test_the_prepared_targets_are_a_file_read_by_blocks(tiny_data, tmp_path, cap
     assert len(error.splitlines()) == 1 and new[0].name in error and "rerun `python -m prepare_data" in error
 
 
-def test_blocks_of_pairs_and_of_genes_give_the_same_submission(tiny_data, tmp_path, monkeypatch):
-    """Read by blocks of 7 genes, predicted by blocks of 5 pairs, written by blocks of 3 rows (CSV) or 5 (h5ad):
-    the values of one block (up to the rounding of products of other shapes), the ids in id_map's order."""
+def test_blocks_of_genes_and_of_pairs_give_the_same_files(tiny_data, tmp_path, monkeypatch):
+    """Read by blocks of 7 genes: the same prepared targets. Predicted by blocks of 5 pairs, written by blocks
+    of 3 rows (CSV) or 5 (h5ad): the values of one block (up to the rounding of products of other shapes),
+    the ids in id_map's order."""
     args = ["--stage", "simple", *map(str, dirs(tmp_path, tiny_data))]
-    quick = ["--reps", "1", "--epochs", "2"]
-    assert cli.run(prepare_data.main, args) == 0 and cli.run(train.main, args + quick) == 0
+    assert cli.run(prepare_data.main, args) == 0 and cli.run(train.main, args + ["--reps", "1", "--epochs", "2"]) == 0
     assert cli.run(predict.main, args) == 0
     whole = pd.read_csv(tmp_path / "submissions" / "simple_submission.csv")
+    at_once = pipeline.load_prepared(tiny_data, "simple")
     monkeypatch.setattr(tablefile, "GENES_AT_ONCE", 7)
+    assert cli.run(prepare_data.main, args) == 0
+    by_blocks = pipeline.load_prepared(tiny_data, "simple")
+    assert np.array_equal(np.asarray(by_blocks["train_targets"]), np.asarray(at_once["train_targets"]))
+    assert all(np.array_equal(by_blocks[key], at_once[key]) for key in ("train_inputs", "clip_low", "clip_high"))
+
     monkeypatch.setattr(stage, "PAIRS_AT_ONCE", 5)
     monkeypatch.setattr(data, "CSV_ROWS_AT_ONCE", 3)
-    assert cli.run(prepare_data.main, args) == 0 and cli.run(train.main, args + quick + ["--force"]) == 0
     assert cli.run(predict.main, args) == 0
     blocked = pd.read_csv(tmp_path / "submissions" / "simple_submission.csv")
     assert blocked["id"].tolist() == pd.read_csv(tiny_data / "id_map.csv")["id"].tolist() == whole["id"].tolist()
@@ -96,7 +101,8 @@ def test_blocks_of_pairs_and_of_genes_give_the_same_submission(tiny_data, tmp_pa
     written = anndata.read_h5ad(tmp_path / "submissions" / "simple_prediction.h5ad")
     assert written.obs_names.tolist() == blocked["id"].astype(str).tolist()
     values = blocked.drop(columns="id").to_numpy(np.float32)
-    assert np.array_equal(written.layers["prediction"].astype(np.float32), values) and np.array_equal(written.X, written.layers["prediction"])
+    assert np.array_equal(written.layers["prediction"].astype(np.float32), values)
+    assert np.array_equal(written.X, written.layers["prediction"])
 
 
 def test_long_steps_say_how_far_they_are(tmp_path):
