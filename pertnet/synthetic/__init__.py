@@ -17,6 +17,7 @@ doses=[...])`), potency_c is scaled by a Hill curve of the dose, dose / (dose + 
 compound with its own EC50: a dose-response signal.
 """
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,12 +207,14 @@ def screen_design(cell_types: list[str], compounds: list[str], test_cell_types: 
     return metadata, train, id_map
 
 
-def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False, design=None) -> None:
+def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False, design=None,
+             log=lambda line: None) -> None:
     """Write de_train.parquet, id_map.csv, sample_submission.csv and de_test.parquet (the truth).
 
     as_h5ad: also write de_train.h5ad and de_test.h5ad, the benchmark's format, with every field its
     file specs require (see `_write_h5ad`); the other files are the same with or without it.
     design: (compounds, training pairs, id_map), e.g. `screen_design`'s; default the competition's.
+    log: a line at least every 30 s while a large screen is written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,21 +235,23 @@ def generate(out_dir, n_genes: int = 18211, seed: int = 0, as_h5ad: bool = False
         if as_h5ad:
             _write_h5ad(out_dir, meta, z, values, n_train, genes, seed)
     else:  # a screen larger than a block: written a row group per block, never held whole
-        with atomic_path(out_dir / "de_train.parquet") as train_tmp, atomic_path(out_dir / "de_test.parquet") as test_tmp:
-            schema = None
-            writers = []
+        schema = _schema(meta, genes)
+        started = said = time.perf_counter()
+        with atomic_path(out_dir / "de_train.parquet") as train_tmp, atomic_path(out_dir / "de_test.parquet") as test_tmp, \
+                pq.ParquetWriter(train_tmp, schema, use_dictionary=False) as train_writer, \
+                pq.ParquetWriter(test_tmp, schema, use_dictionary=False) as test_writer:
             for rows, z in blocks:
                 values = signed_log10_p(z)
-                for number, (tmp, part) in enumerate(((train_tmp, slice(rows.start, min(rows.stop, n_train))),
-                                                      (test_tmp, slice(max(rows.start, n_train), rows.stop)))):
-                    if len(writers) <= number:
-                        schema = schema or _schema(meta, genes)
-                        writers.append(pq.ParquetWriter(tmp, schema, use_dictionary=False))
+                for writer, part in ((train_writer, slice(rows.start, min(rows.stop, n_train))),
+                                     (test_writer, slice(max(rows.start, n_train), rows.stop))):
                     if part.stop > part.start:
                         local = slice(part.start - rows.start, part.stop - rows.start)
-                        _write_parquet(tmp, meta.iloc[part], values[local], genes, writers[number])
-            for writer in writers:
-                writer.close()
+                        _write_parquet(None, meta.iloc[part], values[local], genes, writer)
+                if time.perf_counter() - said >= 30:
+                    elapsed = time.perf_counter() - started
+                    log(f"  {rows.stop} of {len(both)} rows written, {elapsed:.0f}s, about "
+                        f"{elapsed / rows.stop * (len(both) - rows.stop):.0f}s left")
+                    said = time.perf_counter()
     with atomic_path(out_dir / "id_map.csv") as tmp:
         id_map.to_csv(tmp, index=False)
     with atomic_path(out_dir / "sample_submission.csv") as tmp:

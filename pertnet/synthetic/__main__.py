@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     is_screen = any(option is not None for option in design_options) or args.test_cell_types != 2
     if args.out:
         synthetic.generate(args.out, n_genes=args.genes, seed=args.seed, as_h5ad=args.h5ad,
-                           design=_screen(args, parser) if is_screen else None)
+                           design=_screen(args, parser) if is_screen else None, log=print)
     if args.stats:
         for name, value in synthetic.stats(args.stats).items():
             print(f"{name:45s} {value:.4f}" if isinstance(value, float) else f"{name:45s} {value}")
