@@ -148,10 +148,7 @@ def read_parquet(path, labels=Labels(), dtype=np.float64):
     """(the non-gene columns as a frame, the genes, their values as `dtype`) of a parquet file, in memory.
     Training reads float32 (what the method holds), scoring float64."""
     metadata, genes, blocks = parquet_blocks(path, labels, dtype)
-    values = np.empty((len(metadata), len(genes)), dtype=dtype, order="F")  # filled by blocks of genes
-    for columns, block in blocks:
-        values[:, columns] = block
-    return metadata, genes, values
+    return metadata, genes, tablefile.from_blocks((len(metadata), len(genes)), blocks, dtype)
 
 
 def read_de_train(path, labels=Labels()):

@@ -24,10 +24,7 @@ def read_observations(path, layer=None):
     layer: default `prediction` in a prediction file, else sign_log10_pval.
     """
     obs, genes, blocks, dataset_id = observation_blocks(path, layer)
-    values = np.empty((len(obs), len(genes)), np.float32, order="F")
-    for columns, block in blocks:
-        values[:, columns] = block
-    return obs, genes, values, dataset_id
+    return obs, genes, tablefile.from_blocks((len(obs), len(genes)), blocks), dataset_id
 
 
 def observation_blocks(path, layer=None):

@@ -100,9 +100,9 @@ def _prepare(options, train_path, from_h5ad, log):
         f"{tablefile.genes_at_once(len(pairs))} genes at a time -> {targets_file}")
     shape = (len(pairs) + len(pseudolabel_pairs), len(genes))
     with tablefile.TableWriter(targets_file, shape, log) as writer:
-        training_set = encode_blocks(pairs, genes, blocks, options.seed,
+        training_set = encode_blocks(pairs, genes, blocks, writer, options.seed,
                                      None if pseudolabels is None else (pseudolabel_pairs, pseudolabels),
-                                     labels.as_json(), writer)
+                                     labels.as_json())
     del training_set["train_targets"]
     vocab = Vocabulary.from_labels(training_set["vocabulary"])
     try:

@@ -31,11 +31,11 @@ def encode(train, genes, seed, pseudolabels=None, label_columns=""):
     extra = None if pseudolabels is None or not len(pseudolabels) else \
         (pseudolabels[["cell_type", "sm_name"]], pseudolabels[genes].to_numpy(np.float32))
     targets = tablefile.InMemory((len(values) + (0 if extra is None else len(extra[1])), len(genes)))
-    return encode_blocks(train[["cell_type", "sm_name"]], genes, tablefile.gene_blocks(values), seed, extra,
-                         label_columns, targets)
+    return encode_blocks(train[["cell_type", "sm_name"]], genes, tablefile.gene_blocks(values), targets, seed, extra,
+                         label_columns)
 
 
-def encode_blocks(pairs, genes, blocks, seed, pseudolabels=None, label_columns="", targets=None):
+def encode_blocks(pairs, genes, blocks, targets, seed, pseudolabels=None, label_columns=""):
     """The training set of de_train's rows (`pairs`, the canonical pairs, and their values as gene `blocks`:
     (genes slice, (rows, genes in the block))), which alone set the clip bounds, plus pseudolabel rows
     ((pairs, values) or None): as the original, de_train shuffled once with `seed` and the pseudolabels

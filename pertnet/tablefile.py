@@ -48,15 +48,19 @@ def to_array(table, dtype=np.float32):
     """The whole table in memory as `dtype` (gene order), filled block by block; an array as it is."""
     if isinstance(table, np.ndarray):
         return np.asarray(table, dtype)
-    whole = np.empty(table.shape, dtype, order="F")
-    for columns, values in gene_blocks(table):
+    return from_blocks(table.shape, gene_blocks(table), dtype)
+
+
+def from_blocks(shape, blocks, dtype=np.float32):
+    """A table in memory (gene order) filled from (genes: a slice, values) blocks of genes."""
+    whole = np.empty(shape, dtype, order="F")
+    for columns, values in blocks:
         whole[:, columns] = values
     return whole
 
 
 class TableFile:
-    """A float32 (rows, genes) .npy file in gene order, read by blocks of genes: `table[:, a:b]` is an array.
-    `take(rows)` reads chosen rows (a fold's) by blocks."""
+    """A float32 (rows, genes) .npy file in gene order, read by blocks of genes: `table[:, a:b]` is an array."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
@@ -83,13 +87,6 @@ class TableFile:
         values = np.fromfile(self.path, np.float32, count=max(stop - start, 0) * self.shape[0],
                              offset=self.offset + start * self.shape[0] * 4)
         return values.reshape(max(stop - start, 0), self.shape[0]).T
-
-    def take(self, rows):
-        """The rows at `rows` (any order) in memory, (len(rows), genes) in gene order."""
-        taken = np.empty((len(rows), self.shape[1]), np.float32, order="F")
-        for columns, values in gene_blocks(self):
-            taken[:, columns] = values[rows]
-        return taken
 
 
 class InMemory:
