@@ -230,8 +230,8 @@ def tuning_trial(stage, entry, data, scratch, overrides):
           "--tuning-dir", scratch / "tuning", *overrides]
     wall, rss, output = run_command("tune", me, scratch / "tune.log")
     trial_s = float(re.search(r"trial 0 \(1/1 here\): .* in ([\d.]+)s;", output).group(1))
-    cv = crossval.CrossValidation.from_files(Options(stage, data))
-    rows = [int((~fold.held_out).sum()) + len(cv.pseudolabels) for fold in cv.folds]
+    with crossval.CrossValidation.from_files(Options(stage, data)) as cv:
+        rows = [int((~fold.held_out).sum()) + len(cv.pseudolabels) for fold in cv.folds]
     return dict(trial_s=trial_s, command_wall_s=round(wall, 1), peak_rss_mb=round(rss),
                 train_tflop=sum(training.training_flops(entry, r) for r in rows) / 1e12)
 

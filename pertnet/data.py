@@ -220,6 +220,17 @@ def training_blocks(path, labels=Labels(), layer=None):
     return pairs.reset_index(drop=True).astype(str), genes, checked(), dataset_id
 
 
+def training_values(path, labels=Labels(), layer=None):
+    """`training_blocks`; with --replicates mean, which averages rows, the file read whole (`read_training`)
+    and its values given as blocks of genes all the same."""
+    if labels.replicates != "mean":
+        return training_blocks(path, labels, layer)
+    train, dataset_id = read_training(path, layer, labels)
+    genes = schemas.gene_columns(train.columns)
+    return (train[schemas.PAIR].reset_index(drop=True), genes,
+            tablefile.gene_blocks(train[genes].to_numpy(np.float32)), dataset_id)
+
+
 class ValueCheck:
     """Training values checked a block of genes at a time: a NaN or infinite value is an error naming the rows
     and genes (of the first block with one); values beyond any signed log10 p-value are accepted, counted over

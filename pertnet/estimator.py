@@ -180,12 +180,12 @@ class PertNet:
         in the message where a label is unknown."""
         return self.stage_.encode_pairs(pairs.cell_type, pairs.sm_name, source=source)
 
-    def entry_prediction(self, entry, inputs):
-        """One fitted entry's prediction of label codes and its variance over reps (`Stage.entry_prediction`);
-        the entry's weights are let go, as cross-validation asks of it entry by entry."""
-        prediction = self.stage_.entry_prediction(entry, inputs, with_variance=True)
+    def entry_components(self, entry, inputs):
+        """One fitted entry's reps' outputs for label codes (`Stage.entry_components`); the entry's weights are
+        let go, as cross-validation asks of it entry by entry."""
+        components = self.stage_.entry_components(entry, inputs)
         del self.stage_.weights[entry.id]
-        return prediction
+        return components
 
     def stage_entries(self):
         """The entries this estimator trains, typed and with reps / epochs applied."""

@@ -53,7 +53,8 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
         title=f"{model_name}: {len(truth)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
     report["coverage"] = score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth, labels)
     report["wall_s"] = round(time.perf_counter() - started, 1)
-    return report, dict(rows=rows, predictions=predictions, truth=truth, pairs=pairs)
+    worst = [(name, predicted[row] - truth[row]) for row, name in reports.worst_rows(rows["model"]["mrrmse"], pairs)]
+    return report, dict(rows=rows, pairs=pairs, worst=worst)
 
 
 def show(report_and_details, json_path=None, plot_path=None, log=print):
@@ -64,7 +65,7 @@ def show(report_and_details, json_path=None, plot_path=None, log=print):
         reports.write_json(json_path, report)
         log(f"report -> {json_path}")
     if plot_path:
-        plots.errors(plot_path, report, details["rows"], details["predictions"], details["truth"], details["pairs"])
+        plots.errors(plot_path, report, details["rows"], details["pairs"], details["worst"])
         log(f"plot -> {plot_path}")
     log(f"evaluated in {report['wall_s']:.1f}s")
     return report

@@ -53,10 +53,15 @@ def write_text(path, text):
         tmp.write_text(text)
 
 
+def nearest_existing(folder):
+    """`folder`, or where it would be created: its nearest ancestor that exists."""
+    folder = Path(folder)
+    return next(p for p in (folder, *folder.parents) if p.exists())
+
+
 def require_writable(folder, option):
     """Fail before any work if `folder` (given by `option`) cannot be created or written to."""
-    folder = Path(folder)
-    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    existing = nearest_existing(folder)
     if not existing.is_dir():
         raise UserError(f"{folder}: {existing} is a file, not a folder; pass another {option} or move the file")
     if not os.access(existing, os.W_OK | os.X_OK):

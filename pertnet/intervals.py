@@ -15,13 +15,14 @@ of row RMSE to row RMS spread on the out-of-fold rows. It ranks pairs, next to t
 by the size of the prediction, which `coverage_report` measures too.
 """
 import json
+import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pertnet import schemas
+from pertnet import schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.files import load_npz, save_npz
 
@@ -56,24 +57,33 @@ def interval_score(lower, upper, truth, level):
     return float(np.mean((upper - lower) + penalty * np.maximum(lower - truth, 0) + penalty * np.maximum(truth - upper, 0)))
 
 
-def _assess(residuals, spreads, groups, beta, levels):
-    """Cross-fitted coverage, mean width and interval score at `levels` of one beta: each group's rows
-    (a fold's, in every repeat) get bounds calibrated on the other groups' rows."""
-    covered, width, score = {q: [] for q in levels}, {q: [] for q in levels}, {q: [] for q in levels}
-    for group in np.unique(groups):
-        held = groups == group
-        median = np.median(spreads[~held], axis=0)
-        fitted = scale(spreads[~held], median, beta)
-        quantiles = conformal_quantiles(np.abs(residuals[~held]) / fitted, levels)
-        half = scale(spreads[held], median, beta)[None] * quantiles[:, None]  # (levels, rows, genes)
-        for q, h in zip(levels, half):
-            covered[q].append(np.abs(residuals[held]) <= h)
-            width[q].append(2 * h)
-            score[q].append(interval_score(-h, h, residuals[held], q) * held.sum())
-    rows = len(residuals)
-    return {str(q): dict(coverage=float(np.mean(np.concatenate(covered[q]))),
-                         mean_width=float(np.mean(np.concatenate(width[q]))), interval_score=sum(score[q]) / rows)
-            for q in levels}
+class _Assessment:
+    """Cross-fitted coverage, width and interval score of each beta at `levels`, summed over blocks of genes:
+    each group's rows (a fold's, in every repeat) get bounds calibrated on the other groups' rows."""
+
+    def __init__(self, groups, levels):
+        self.groups, self.levels, self.elements = np.asarray(groups), levels, 0
+        self.sums = {beta: {q: np.zeros(3) for q in levels} for beta in BETAS}  # covered, width, interval score
+
+    def add(self, residuals, spreads, betas):
+        """A block of genes: (rows, genes in the block) of residuals and spreads, assessed for `betas`."""
+        self.elements += residuals.size
+        for group in np.unique(self.groups):
+            held = self.groups == group
+            median = np.median(spreads[~held], axis=0)
+            for beta in betas:
+                quantiles = conformal_quantiles(np.abs(residuals[~held]) / scale(spreads[~held], median, beta),
+                                                self.levels)
+                half = scale(spreads[held], median, beta)
+                for q, quantile in zip(self.levels, quantiles):
+                    h = half * quantile
+                    self.sums[beta][q] += (np.count_nonzero(np.abs(residuals[held]) <= h), 2 * h.sum(dtype=np.float64),
+                                           interval_score(-h, h, residuals[held], q) * h.size)
+
+    def result(self, beta):
+        return {str(q): dict(coverage=float(covered / self.elements), mean_width=float(width / self.elements),
+                             interval_score=float(score / self.elements))
+                for q, (covered, width, score) in self.sums[beta].items()}
 
 
 class Bounds(NamedTuple):
@@ -107,25 +117,45 @@ class Calibration:
         return "per_gene" if np.isinf(self.beta) else "spread"
 
     @classmethod
-    def fit(cls, stage, genes, entries, predictions, spreads, truth, groups):
-        """From out-of-fold predictions, spreads and truth (rows, genes), rows grouped by fold (`groups`)."""
-        residuals = (np.asarray(truth, np.float64) - predictions).astype(np.float32)
-        spreads = np.asarray(spreads, np.float32)
-        candidates = [beta for beta in BETAS if _usable(beta, spreads)]
+    def fit(cls, stage, genes, entries, residuals, spreads, groups, log=lambda line: None, every=30.0):
+        """From the out-of-fold rows' residuals (truth - prediction) and spreads (rows, genes: pertnet/tablefile.py
+        tables or arrays, read a block of genes at a time, as every gene's quantiles are its own), rows grouped by
+        fold (`groups`). A line at least every `every` seconds says how far it is."""
+        rows, n_genes = np.shape(residuals)
         levels = sorted({CHOSEN_AT, *REPORTED})
-        assessed = {_beta_name(beta): _assess(residuals, spreads, groups, beta, levels) for beta in candidates}
+        assessment = _Assessment(groups, levels)
+        usable = dict.fromkeys(BETAS, True)
+        median = np.empty(n_genes, np.float32)
+        quantiles = {beta: np.empty((len(LEVELS), n_genes), np.float32) for beta in BETAS}
+        row_spread, row_rmse = np.zeros(rows), np.zeros(rows)  # sums of squares over genes, then the row RMS
+        started = said = time.perf_counter()
+        with np.errstate(divide="ignore", invalid="ignore"):  # a beta that divides by zero is not usable
+            for (columns, residual), (_, spread) in zip(tablefile.gene_blocks(residuals), tablefile.gene_blocks(spreads)):
+                median[columns] = np.median(spread, axis=0)
+                betas = [beta for beta in BETAS if usable[beta] and _usable(beta, spread)]
+                usable = {beta: beta in betas for beta in BETAS}
+                for beta in betas:
+                    quantiles[beta][:, columns] = conformal_quantiles(
+                        np.abs(residual) / scale(spread, median[columns], beta))
+                assessment.add(residual, spread, betas)
+                row_spread += np.sum(np.square(spread, dtype=np.float64), axis=1)
+                row_rmse += np.sum(np.square(residual, dtype=np.float64), axis=1)
+                if time.perf_counter() - said >= every:
+                    elapsed = time.perf_counter() - started
+                    log(f"[{stage}] calibration: {columns.stop} of {n_genes} genes, {elapsed:.0f}s, about "
+                        f"{elapsed / columns.stop * (n_genes - columns.stop):.0f}s left")
+                    said = time.perf_counter()
+        candidates = [beta for beta in BETAS if usable[beta]]
+        assessed = {_beta_name(beta): assessment.result(beta) for beta in candidates}
         best = min(candidates, key=lambda b: (assessed[_beta_name(b)][str(CHOSEN_AT)]["interval_score"], -b))
-        median = np.median(spreads, axis=0)
-        quantiles = conformal_quantiles(np.abs(residuals) / scale(spreads, median, best))
-        row_spread = np.sqrt(np.mean(np.square(spreads, dtype=np.float64), axis=1))
-        row_rmse = np.sqrt(np.mean(np.square(residuals, dtype=np.float64), axis=1))
+        row_spread, row_rmse = np.sqrt(row_spread / n_genes), np.sqrt(row_rmse / n_genes)
         ratio = float(np.median(row_rmse[row_spread > 0] / row_spread[row_spread > 0])) if (row_spread > 0).any() else 0.0
         why = ("the ensemble has no spread (a single member), so only per-gene intervals" if len(candidates) == 1 else
                f"the lowest cross-fitted interval score at {CHOSEN_AT} of beta {', '.join(map(_beta_name, candidates))}")
         summary = dict(method="per_gene" if np.isinf(best) else "spread", beta=_beta_name(best), chosen_by=why,
-                       rows=int(len(residuals)), folds=int(len(np.unique(groups))), candidates=assessed)
-        return cls(stage, list(genes), [e.as_dict() for e in entries], float(best), median.astype(np.float32),
-                   quantiles, ratio, int(len(residuals)), summary)
+                       rows=int(rows), folds=int(len(np.unique(groups))), candidates=assessed)
+        return cls(stage, list(genes), [e.as_dict() for e in entries], float(best), median, quantiles[best], ratio,
+                   int(rows), summary)
 
     # ------------------------------------------------------------ using it
 

@@ -101,30 +101,10 @@ def mrrmse(predictions, truth):
     return float(np.mean(row_rmse(predictions, truth)))
 
 
-def compound_mean_baseline(train, pairs, genes):
-    """Per-compound mean over the training cell types, for each (cell_type, sm_name) of `pairs`."""
-    means = train.groupby("sm_name")[genes].mean()
-    return means.loc[pairs["sm_name"]].to_numpy(np.float32)
-
-
-def cell_type_mean_baseline(train, pairs, genes):
-    """Per-cell-type mean over the training compounds, for each pair."""
-    means = train.groupby("cell_type")[genes].mean()
-    return means.loc[pairs["cell_type"]].to_numpy(np.float32)
-
-
-def training_mean_baseline(train, pairs, genes):
-    """The mean of all training rows, for every pair."""
-    return np.tile(train[genes].mean().to_numpy(np.float32), (len(pairs), 1))
-
-
-def zeros_baseline(train, pairs, genes):
-    return np.zeros((len(pairs), len(genes)), np.float32)
-
-
-BASELINES = {  # key: (label in reports, function(train, pairs, genes) -> (pairs, genes))
-    "zeros": ("baseline: all zeros", zeros_baseline),
-    "compound_mean": ("baseline: compound mean", compound_mean_baseline),
-    "cell_type_mean": ("baseline: cell-type mean", cell_type_mean_baseline),
-    "training_mean": ("baseline: training mean", training_mean_baseline),
+BASELINES = {  # key: (label in reports, what a pair's prediction is the mean of, over the training rows: those
+    #             of its compound ("sm_name") or its cell type ("cell_type"), all of them ("all"), or none (zeros))
+    "zeros": ("baseline: all zeros", None),
+    "compound_mean": ("baseline: compound mean", "sm_name"),
+    "cell_type_mean": ("baseline: cell-type mean", "cell_type"),
+    "training_mean": ("baseline: training mean", "all"),
 }

@@ -79,12 +79,7 @@ def _prepare(options, train_path, from_h5ad, log):
     data_dir, stage = options.data_dir, options.stage
     labels = options.label_columns()
     started = time.perf_counter()
-    if labels.replicates == "mean":  # read whole: rows averaged by pair
-        train, dataset_id = data.read_training(train_path, options.layer, labels)
-        genes = schemas.gene_columns(train.columns)
-        pairs, blocks = train[schemas.PAIR], tablefile.gene_blocks(train[genes].to_numpy(np.float32))
-    else:  # read a block of genes at a time, never whole
-        pairs, genes, blocks, dataset_id = data.training_blocks(train_path, labels, options.layer)
+    pairs, genes, blocks, dataset_id = data.training_values(train_path, labels, options.layer)  # by blocks of genes
     id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, labels)
     if not from_h5ad:
         order = data.read_gene_order(data_dir / data.SAMPLE_FILE, id_map, log)

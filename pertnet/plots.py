@@ -24,9 +24,9 @@ def save(figure, path):
     plt.close(figure)
 
 
-def errors(path, report, rows, predictions, truth, pairs, worst=6):
+def errors(path, report, rows, pairs, worst):
     """Per-row RMSE of the model against the best baseline by cell type, and the errors across
-    genes of the model's worst rows."""
+    genes of the model's worst rows (worst: ("compound / cell type", prediction - truth) of each)."""
     plt = pyplot()
 
     best = report["best_baseline"]
@@ -44,21 +44,12 @@ def errors(path, report, rows, predictions, truth, pairs, worst=6):
              ylabel=f"row RMSE, {report['model_name']}", title="Per-row RMSE (below the line: the model wins)")
     left.legend(fontsize=8)
 
-    chosen, seen = [], set()  # the worst rows, each pair once (cross-validation repeats pairs)
-    for row in np.argsort(-rows["model"]["mrrmse"], kind="stable"):
-        name = f"{pairs['sm_name'].iat[row]} / {pairs['cell_type'].iat[row]}"
-        if name not in seen:
-            seen.add(name)
-            chosen.append((row, name))
-        if len(chosen) == worst:
-            break
-    right.boxplot([predictions["model"][row] - truth[row] for row, _ in chosen], orientation="horizontal",
-                  whis=(1, 99), showfliers=False)
-    right.set_yticks(range(1, len(chosen) + 1), [name for _, name in chosen], fontsize=8)
+    right.boxplot([values for _, values in worst], orientation="horizontal", whis=(1, 99), showfliers=False)
+    right.set_yticks(range(1, len(worst) + 1), [name for name, _ in worst], fontsize=8)
     right.invert_yaxis()
     right.axvline(0, color="k", lw=1)
     right.set(xlabel="prediction - truth across genes (box: quartiles, whiskers: 1st-99th percentile)",
-              title=f"Errors of the {len(chosen)} worst rows")
+              title=f"Errors of the {len(worst)} worst rows")
     figure.suptitle(report["title"], fontsize=10)
     save(figure, path)
 

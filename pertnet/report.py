@@ -4,20 +4,49 @@ overall score is the mean over folds and repeats of each fold's mean over its ro
 import json
 
 import numpy as np
+import pandas as pd
 
-from pertnet import intervals, metrics, schemas
+from pertnet import intervals, metrics, schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.files import write_text
 
 
+class Baselines:
+    """The baselines of some rows of a training table (pairs: the table's; table: a pertnet/tablefile.py table
+    or an array, read a block of genes at a time): each group's mean per gene, which predicts any pair of
+    `pairs_to_predict` (whose cell types and compounds must occur in those rows; `source` names them)."""
+
+    def __init__(self, pairs, table, rows, genes, pairs_to_predict, source):
+        train = pairs.iloc[rows]
+        for column in schemas.PAIR:
+            unknown = sorted(set(pairs_to_predict[column]) - set(train[column]))
+            if unknown:
+                raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
+                                "predict their pairs; score pairs whose cell type and compound occur in training")
+        keys = {column: train[column].to_numpy() if column != "all" else np.zeros(len(train), int)
+                for _, column in metrics.BASELINES.values() if column is not None}
+        self.groups = {column: pd.Index(sorted(set(key))) for column, key in keys.items()}
+        self.means = {column: np.empty((len(self.groups[column]), len(genes)), np.float32) for column in keys}
+        for columns, values in tablefile.gene_blocks(tablefile.Rows(table, rows)):
+            for column, key in keys.items():  # pandas' mean per group and gene, as over the whole table
+                self.means[column][:, columns] = pd.DataFrame(values).groupby(key).mean().to_numpy(np.float32)
+
+    def predict(self, pairs):
+        """Each baseline's prediction of `pairs`: {key: (pairs, genes) float32}."""
+        out = {}
+        for key, (_, column) in metrics.BASELINES.items():
+            if column is None:
+                out[key] = np.zeros((len(pairs), self.means["all"].shape[1]), np.float32)
+            else:
+                group = self.groups[column].get_indexer(np.zeros(len(pairs), int) if column == "all" else pairs[column])
+                out[key] = self.means[column][group]
+        return out
+
+
 def baselines(train, pairs, genes, source):
-    """Each baseline's prediction of `pairs` from the training rows `train`."""
-    for column in schemas.PAIR:
-        unknown = sorted(set(pairs[column]) - set(train[column]))
-        if unknown:
-            raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
-                            "predict their pairs; score pairs whose cell type and compound occur in training")
-    return {key: function(train, pairs, genes) for key, (_, function) in metrics.BASELINES.items()}
+    """Each baseline's prediction of `pairs` from the training rows `train` (a frame in memory)."""
+    return Baselines(train[schemas.PAIR], train[genes].to_numpy(np.float32), np.arange(len(train)), genes, pairs,
+                     source).predict(pairs)
 
 
 def label(key, report):
@@ -33,9 +62,15 @@ def _mean_over_groups(row_values, groups):
 
 def build_report(model_name, predictions, truth, cell_types, groups=None, **context):
     """(report, per-row scores). predictions: {"model" or baseline key: (rows, genes)}."""
-    cell_types = np.asarray(cell_types)
-    groups = np.zeros(len(truth)) if groups is None else np.asarray(groups)
     rows = metrics.row_scores(predictions, truth)
+    return report_of_rows(model_name, rows, np.shape(truth)[1], cell_types, groups, **context), rows
+
+
+def report_of_rows(model_name, rows, genes, cell_types, groups=None, **context):
+    """The report of per-row scores ({"model" or baseline key: {metric: (rows,)}}, `metrics.row_scores`) of
+    rows across `genes` genes, grouped (folds) where `groups` is given."""
+    cell_types = np.asarray(cell_types)
+    groups = np.zeros(len(cell_types)) if groups is None else np.asarray(groups)
     scores = {}
     for key, row_values in rows.items():
         by_cell_type = {cell_type: _mean_over_groups({m: v[cell_types == cell_type] for m, v in row_values.items()},
@@ -44,7 +79,7 @@ def build_report(model_name, predictions, truth, cell_types, groups=None, **cont
         overall = _mean_over_groups(row_values, groups)
         scores[key] = dict(overall=overall, by_cell_type=by_cell_type,
                            benchmark={metrics.BENCHMARK_IDS[m]: value for m, value in overall.items()})
-    report = dict(context, model_name=model_name, rows=int(len(truth)), genes=int(truth.shape[1]),
+    report = dict(context, model_name=model_name, rows=int(len(cell_types)), genes=int(genes),
                   metrics=list(metrics.METRICS), benchmark_metric_ids=metrics.BENCHMARK_IDS, scores=scores,
                   best_baseline=None, improvement=None)
     baseline_keys = [key for key in scores if key != "model"]
@@ -53,7 +88,21 @@ def build_report(model_name, predictions, truth, cell_types, groups=None, **cont
         model, reference = scores["model"]["overall"]["mrrmse"], scores[best]["overall"]["mrrmse"]
         report.update(best_baseline=best, improvement=dict(
             mrrmse=reference - model, percent=100 * (reference - model) / reference if reference else 0.0))
-    return report, rows
+    return report
+
+
+def worst_rows(row_rmse, pairs, count=6):
+    """(row, "compound / cell type") of the `count` rows of highest RMSE, each pair once (cross-validation
+    repeats pairs): the rows a report's plot shows the errors of."""
+    chosen, seen = [], set()
+    for row in np.argsort(-np.asarray(row_rmse), kind="stable"):
+        name = f"{pairs['sm_name'].iat[row]} / {pairs['cell_type'].iat[row]}"
+        if name not in seen:
+            seen.add(name)
+            chosen.append((row, name))
+        if len(chosen) == count:
+            break
+    return chosen
 
 
 def format_report(report):

@@ -43,22 +43,46 @@ def encode_blocks(pairs, genes, blocks, targets, seed, pseudolabels=None, label_
     prepare_data saves), and the label columns they came from recorded (label_columns:
     `pertnet.labels.Labels.as_json()`, "" the competition's). The target rows go to `targets` (a
     pertnet/tablefile.py writer, a file or memory) block by block; the training set holds the in-memory ones."""
-    # the original's shuffle (pandas' sample), drawn on the labels alone
-    order = pairs.index.get_indexer(pairs[["cell_type"]].sample(frac=1, random_state=seed).index)
+    order = shuffled_order(pairs, seed)
     low, high = np.empty(len(genes), np.float32), np.empty(len(genes), np.float32)
     for columns, values in blocks:
         targets.write(slice(0, len(order)), columns, values[order])
         low[columns], high[columns] = values.min(axis=0), values.max(axis=0)
-    shuffled = pairs.iloc[order]
+    if pseudolabels is not None and len(pseudolabels[0]):
+        targets.write(slice(len(order), len(order) + len(pseudolabels[0])), slice(0, len(genes)), pseudolabels[1])
+    return dict(_labelled(pairs.iloc[order], pseudolabels, genes, label_columns), clip_low=low, clip_high=high,
+                train_targets=getattr(targets, "array", None))
+
+
+def encode_rows(pairs, genes, table, rows, seed, pseudolabels=None, label_columns=""):
+    """`encode`'s training set of rows `rows` of a table (`pairs`: the table's; a pertnet/tablefile.py table
+    or an array) without a copy of them: its targets read the rows in their shuffled order, then the
+    pseudolabels' values (a `tablefile.Rows`). What a cross-validation fold trains on."""
+    order = shuffled_order(pairs.iloc[rows], seed)
+    extra = None if pseudolabels is None or not len(pseudolabels) else \
+        (pseudolabels[["cell_type", "sm_name"]], pseudolabels[genes].to_numpy(np.float32))
+    low, high = np.empty(len(genes), np.float32), np.empty(len(genes), np.float32)
+    for columns, values in tablefile.gene_blocks(tablefile.Rows(table, rows)):
+        low[columns], high[columns] = values.min(axis=0), values.max(axis=0)
+    return dict(_labelled(pairs.iloc[rows[order]], extra, genes, label_columns), clip_low=low, clip_high=high,
+                train_targets=tablefile.Rows(table, rows[order], None if extra is None else extra[1]))
+
+
+def shuffled_order(pairs, seed):
+    """The original's shuffle of de_train (pandas' sample), drawn on the labels alone: positions of `pairs`."""
+    return pairs.index.get_indexer(pairs[["cell_type"]].sample(frac=1, random_state=seed).index)
+
+
+def _labelled(shuffled, pseudolabels, genes, label_columns):
+    """The label part of a training set: the shuffled rows' pairs, then the pseudolabels' ((pairs, values) or
+    None), encoded with their vocabulary."""
     appended = 0 if pseudolabels is None else len(pseudolabels[0])
     if appended:
-        targets.write(slice(len(order), len(order) + appended), slice(0, len(genes)), pseudolabels[1])
         shuffled = pd.concat([shuffled, pseudolabels[0]], ignore_index=True)
     vocab = Vocabulary().fit(shuffled.cell_type, shuffled.sm_name)
     return dict(train_inputs=vocab.transform(shuffled.cell_type, shuffled.sm_name), pseudolabel_rows=np.int64(appended),
-                train_targets=getattr(targets, "array", None), genes=np.asarray(genes, dtype=str),
-                vocabulary=np.asarray(vocab.labels_, dtype=str), labels=np.asarray(label_columns),
-                clip_low=low, clip_high=high)
+                genes=np.asarray(genes, dtype=str), vocabulary=np.asarray(vocab.labels_, dtype=str),
+                labels=np.asarray(label_columns))
 
 
 def run_fingerprint(training_set, seed, name):
@@ -258,7 +282,14 @@ class Stage:
     def entry_prediction(self, entry, inputs, with_variance=False):
         """The entry's prediction of label codes: the median over its reps of their decoded outputs
         (with_variance: and their variance)."""
-        components = architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
+        return self.decoded(entry, self.entry_components(entry, inputs), with_variance)
+
+    def entry_components(self, entry, inputs):
+        """Each rep's output for label codes: (reps, rows, the entry's n_dim) SVD components."""
+        return architectures.predict(entry, [np.stack(ws) for ws in zip(*self.weights[entry.id])], inputs)
+
+    def decoded(self, entry, components, with_variance=False):
+        """The entry's prediction from its reps' components (`entry_components`): their decoded median."""
         return ensemble.decoded_median(components, self.codec.truncate(entry.n_dim).inverse_transform,
                                        with_variance=with_variance)
 

@@ -16,6 +16,7 @@ import numpy as np
 from pertnet.files import atomic_path
 
 BLOCK_BYTES = 16 * 2 ** 20  # a block of genes x all rows as float32, read or written: 73 genes of 57,000 rows
+WINDOW_BYTES = 32 * 2 ** 20  # a window of consecutive rows x all genes, read to pick rows from: 460 rows of 18,211 genes
 GENES_AT_ONCE = 1000  # and at most this many genes: a parquet read's cost per column outweighs its values below it
 
 
@@ -34,6 +35,34 @@ def gene_blocks(table, block_bytes=None):
     for start in range(0, genes, width):
         columns = slice(start, min(start + width, genes))
         yield columns, np.asarray(table[:, columns])
+
+
+def row_windows(table, window_bytes=WINDOW_BYTES):
+    """(start, values) of consecutive windows of a table's rows (all genes) of about `window_bytes` each."""
+    rows, genes = np.shape(table)
+    height = max(1, window_bytes // (4 * max(1, genes)))
+    for start in range(0, rows, height):
+        yield start, _window(table, start, min(start + height, rows))
+
+
+def read_rows(table, rows, window_bytes=WINDOW_BYTES):
+    """The table's rows `rows` (increasing indices), all genes: (len(rows), genes), read from the windows of
+    consecutive rows that hold them, one window at a time."""
+    rows = np.asarray(rows, np.int64)
+    out = np.empty((len(rows), np.shape(table)[1]), np.float32)
+    height = max(1, window_bytes // (4 * max(1, np.shape(table)[1])))
+    done = 0
+    while done < len(rows):
+        start = int(rows[done])
+        inside = int(np.searchsorted(rows, start + height))  # the wanted rows in this window
+        window = _window(table, start, int(rows[inside - 1]) + 1)
+        out[done:inside] = window[rows[done:inside] - start]
+        done = inside
+    return out
+
+
+def _window(table, start, stop):
+    return table.rows(start, stop) if isinstance(table, TableFile) else np.asarray(table[start:stop], np.float32)
 
 
 def update_digest(digest, table):
@@ -87,6 +116,35 @@ class TableFile:
         values = np.fromfile(self.path, np.float32, count=max(stop - start, 0) * self.shape[0],
                              offset=self.offset + start * self.shape[0] * 4)
         return values.reshape(max(stop - start, 0), self.shape[0]).T
+
+    def rows(self, start, stop):
+        """Rows start..stop, every gene: each gene's run of them read into place (gene order)."""
+        out = np.empty((stop - start, self.shape[1]), np.float32, order="F")
+        with open(self.path, "rb") as handle:
+            for gene in range(self.shape[1]):
+                os.preadv(handle.fileno(), [out[:, gene]], self.offset + (gene * self.shape[0] + start) * 4)
+        return out
+
+
+class Rows:
+    """Some rows of a table (indices, in their order), then `extra` rows (an array, or None): a table of its own
+    read by blocks of genes, as `gene_blocks` reads, without a copy of the rows. What a CV fold trains on."""
+
+    def __init__(self, table, rows, extra=None):
+        self.table, self.rows = table, np.asarray(rows, np.int64)
+        self.extra = np.zeros((0, np.shape(table)[1]), np.float32) if extra is None else extra
+        self.shape = (len(self.rows) + len(self.extra), np.shape(table)[1])
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        return to_array(self, dtype or np.float32)
+
+    def __getitem__(self, index):
+        _, columns = index
+        block = np.concatenate([np.asarray(self.table[:, columns])[self.rows], self.extra[:, columns]])
+        return np.asfortranarray(block, np.float32)  # gene order, as a TableFile's blocks and an encoded table are
 
 
 class InMemory:

@@ -191,43 +191,44 @@ def tune_entry(options, entry_id, search, log=print):
     fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
     url, shown = storage_url(search.storage, search.tuning_dir)
     cluster.require_reachable(options.cluster)
-    cv = CrossValidation.from_files(options, log)  # reads and checks the data before anything is written
-    name, trials = search.name(f"{options.stage}-entry-{entry_id}-{cv.data_digest[:8]}"), search.trials
-    (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
-    space = search_space(base, fixed, cv.n_dim_limit())
-    start = {name: getattr(base, name) for name in space}
-    study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
-                                              space={k: list(v) for k, v in space.items()}, fixed=fixed,
-                                              start=start, data=cv.data_digest), options.seed)
-    log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}; searching "
-        f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
+    with CrossValidation.from_files(options, log, search.tuning_dir) as cv:  # read and checked before anything is written
+        name, trials = search.name(f"{options.stage}-entry-{entry_id}-{cv.data_digest[:8]}"), search.trials
+        (base,) = cap_n_dim([base], cv.n_dim_limit())  # the n_dim the folds allow, as their training caps it
+        space = search_space(base, fixed, cv.n_dim_limit())
+        start = {name: getattr(base, name) for name in space}
+        study = open_study(url, shown, name, dict(kind="entry", stage=options.stage, entry=entry_id, seed=options.seed,
+                                                  space={k: list(v) for k, v in space.items()}, fixed=fixed,
+                                                  start=start, data=cv.data_digest), options.seed)
+        log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}; searching "
+            f"{', '.join(space)}{'; fixed ' + ', '.join(f'{k} {v}' for k, v in fixed.items()) if fixed else ''}")
 
-    labels = len(set(cv.train.cell_type) | set(cv.train.sm_name))  # the embedding's rows, for the memory check
+        labels = len(set(cv.pairs.cell_type) | set(cv.pairs.sm_name))  # the embedding's rows, for the memory check
 
-    def objective(trial, executor):
-        trial.set_user_attr("worker", WORKER)
-        entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
-        too_big = memory.unfit([entry], len(cv.train) + len(cv.pseudolabels), labels)
-        if too_big:  # outside what this machine can train: not part of the search space
-            trial.set_user_attr("note", too_big)
-            raise optuna.TrialPruned()
-        scores = []
-        for step, result in enumerate(cv.results([entry], log=lambda line: None, executor=executor)):  # as they finish
-            scores.append(metrics.mrrmse(result.prediction, result.truth))
-            trial.set_user_attr("fold_scores", scores)
-            trial.report(float(np.mean(scores)), step)
-            if trial.should_prune():
+        def objective(trial, executor):
+            trial.set_user_attr("worker", WORKER)
+            entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
+            too_big = memory.unfit([entry], len(cv.pairs) + len(cv.pseudolabels), labels)
+            if too_big:  # outside what this machine can train: not part of the search space
+                trial.set_user_attr("note", too_big)
                 raise optuna.TrialPruned()
-        return float(np.mean(scores))
+            scores = []
+            for step, result in enumerate(cv.results([entry], log=lambda line: None, executor=executor)):  # as they finish
+                scores.append(float(np.mean(np.concatenate([metrics.row_rmse(block.prediction, block.truth)
+                                                            for block in result.blocks]))))
+                trial.set_user_attr("fold_scores", scores)
+                trial.report(float(np.mean(scores)), step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+            return float(np.mean(scores))
 
-    with cluster.executor(options.workers, options.cluster, log) as executor:
-        _optimize(study, lambda trial: objective(trial, executor), trials, start, name, log)
-    best = dataclasses.replace(base, **study.best_trial.params)  # configured reps (and epochs, where fixed)
-    _log_result(study, start, name, log)
-    stages = _base_stages(options)
-    stages[options.stage] = [best if e.id == entry_id else e for e in stages[options.stage]]
-    _write_result(search.out_path(name), stages, study, search.plot, log)
-    return study
+        with cluster.executor(options.workers, options.cluster, log) as executor:
+            _optimize(study, lambda trial: objective(trial, executor), trials, start, name, log)
+        best = dataclasses.replace(base, **study.best_trial.params)  # configured reps (and epochs, where fixed)
+        _log_result(study, start, name, log)
+        stages = _base_stages(options)
+        stages[options.stage] = [best if e.id == entry_id else e for e in stages[options.stage]]
+        _write_result(search.out_path(name), stages, study, search.plot, log)
+        return study
 
 
 # ---------------------------------------------------------------- a stage's ensemble weights
@@ -240,38 +241,38 @@ def tune_weights(options, search, log=print):
     start = {f"weight_{e.id}": e.weight for e in entries}
     url, shown = storage_url(search.storage, search.tuning_dir)
     cluster.require_reachable(options.cluster)
-    cv = CrossValidation.from_files(options, log)
-    fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
-    networks = [{k: v for k, v in e.as_dict().items() if k != "weight"} for e in entries]  # what the weights weigh
-    networks_digest = hashlib.sha256(json.dumps(networks, sort_keys=True).encode()).hexdigest()
-    name, trials = search.name(f"{options.stage}-weights-{cv.data_digest[:8]}-{networks_digest[:8]}"), search.trials
-    study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=networks,
-                                              seed=options.seed, fixed=fixed, start=start, data=cv.data_digest),
-                       options.seed)
-    if cv.cached(entries, search.tuning_dir) is not None:
-        folds = cv.out_of_fold(entries, search.tuning_dir, log)
-    else:
-        with cluster.executor(options.workers, options.cluster, log) as executor:
-            folds = cv.out_of_fold(entries, search.tuning_dir, log, executor)
-    log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}")
+    with CrossValidation.from_files(options, log, search.tuning_dir) as cv:
+        fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
+        networks = [{k: v for k, v in e.as_dict().items() if k != "weight"} for e in entries]  # what the weights weigh
+        networks_digest = hashlib.sha256(json.dumps(networks, sort_keys=True).encode()).hexdigest()
+        name, trials = search.name(f"{options.stage}-weights-{cv.data_digest[:8]}-{networks_digest[:8]}"), search.trials
+        study = open_study(url, shown, name, dict(kind="weights", stage=options.stage, entries=networks,
+                                                  seed=options.seed, fixed=fixed, start=start, data=cv.data_digest),
+                           options.seed)
+        if cv.cached(entries, search.tuning_dir) is not None:
+            folds = cv.out_of_fold(entries, search.tuning_dir, log)
+        else:
+            with cluster.executor(options.workers, options.cluster, log) as executor:
+                folds = cv.out_of_fold(entries, search.tuning_dir, log, executor)
+        log(f"[tune {name}] {shown}, {cv.describe()}: {_finished(study)} trial(s) so far; adding {trials}")
 
-    def objective(trial):
-        trial.set_user_attr("worker", WORKER)
-        weights = [trial.suggest_float(key, *defaults.WEIGHT_RANGE) for key in start]
-        if sum(weights) == 0:
-            raise optuna.TrialPruned()
-        scores = [metrics.mrrmse(combine(fold["entries"], weights, fold["clip_low"], fold["clip_high"]), fold["truth"])
-                  for fold in folds]
-        trial.set_user_attr("fold_scores", scores)
-        return float(np.mean(scores))
+        def objective(trial):
+            trial.set_user_attr("worker", WORKER)
+            weights = [trial.suggest_float(key, *defaults.WEIGHT_RANGE) for key in start]
+            if sum(weights) == 0:
+                raise optuna.TrialPruned()
+            scores = [metrics.mrrmse(combine(fold["entries"], weights, fold["clip_low"], fold["clip_high"]), fold["truth"])
+                      for fold in folds]
+            trial.set_user_attr("fold_scores", scores)
+            return float(np.mean(scores))
 
-    _optimize(study, objective, trials, start, name, log)
-    _log_result(study, start, name, log)
-    best = study.best_trial.params
-    stages = _base_stages(options)
-    stages[options.stage] = [dataclasses.replace(e, weight=best[f"weight_{e.id}"]) for e in stages[options.stage]]
-    _write_result(search.out_path(name), stages, study, search.plot, log)
-    return study
+        _optimize(study, objective, trials, start, name, log)
+        _log_result(study, start, name, log)
+        best = study.best_trial.params
+        stages = _base_stages(options)
+        stages[options.stage] = [dataclasses.replace(e, weight=best[f"weight_{e.id}"]) for e in stages[options.stage]]
+        _write_result(search.out_path(name), stages, study, search.plot, log)
+        return study
 
 
 # ---------------------------------------------------------------- running, reporting, writing

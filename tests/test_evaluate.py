@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, cli, crossval, data, estimator, evaluation, folds, schemas
+from pertnet import UserError, cli, crossval, data, evaluation, folds, schemas
 from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
@@ -131,13 +131,13 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
     write_submission(tiny_data, submissions / "stage_1_submission.csv")  # stands in for stage_1's
     captured = []
 
-    encode = estimator.encode
+    encode = crossval.encode_rows
 
     def first_fold_only(*args):
         captured.append(encode(*args))
         raise KeyError("stop after the first fold")
 
-    monkeypatch.setattr(estimator, "encode", first_fold_only)
+    monkeypatch.setattr(crossval, "encode_rows", first_fold_only)
     with pytest.raises(KeyError, match="first fold"):
         crossval.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
     labels = captured[0]["vocabulary"]

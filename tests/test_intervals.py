@@ -12,7 +12,7 @@ import predict
 import prepare_data
 import train
 from conftest import dirs
-from pertnet import UserError, cli, data, ensemble, intervals
+from pertnet import UserError, cli, data, ensemble, intervals, tablefile
 from pertnet.entries import stage_entries
 from pertnet.stage import Stage
 
@@ -46,13 +46,40 @@ def _stage_predictions(rng, rows, genes, informative):
     return prediction, spread, prediction + noise_scale * rng.normal(size=(rows, genes))
 
 
+def _residuals(truth, prediction):
+    return (truth - prediction).astype(np.float32)
+
+
+def test_a_calibration_read_by_blocks_of_genes_from_files_is_the_one_of_the_whole(tmp_path, monkeypatch):
+    """Every gene's quantiles are its own: blocks of 7 genes read from files give the same quantiles, medians and
+    choice of beta, and the same summary up to the rounding of sums taken block by block."""
+    rng = np.random.default_rng(4)
+    prediction, spread, truth = _stage_predictions(rng, 200, 30, True)
+    genes, groups, entries = [f"g{i}" for i in range(30)], np.repeat(np.arange(4), 50), stage_entries("simple")
+    whole = intervals.Calibration.fit("simple", genes, entries, _residuals(truth, prediction), spread, groups)
+    files = []
+    for name, values in (("residuals", _residuals(truth, prediction)), ("spreads", spread)):
+        with tablefile.TableWriter(tmp_path / f"{name}.npy", values.shape) as writer:
+            writer.write(slice(0, len(values)), slice(0, 30), values)
+        files.append(tablefile.TableFile(tmp_path / f"{name}.npy"))
+    monkeypatch.setattr(tablefile, "GENES_AT_ONCE", 7)
+    lines = []
+    blocked = intervals.Calibration.fit("simple", genes, entries, *files, groups, lines.append, every=0)
+    assert np.array_equal(blocked.quantiles, whole.quantiles) and np.array_equal(blocked.spread_median, whole.spread_median)
+    assert blocked.beta == whole.beta and blocked.error_per_spread == pytest.approx(whole.error_per_spread, rel=1e-9)
+    for beta, levels in whole.summary["candidates"].items():
+        for level, values in levels.items():
+            assert blocked.summary["candidates"][beta][level] == pytest.approx(values, rel=1e-6)
+    assert "7 of 30 genes" in lines[0] and "s left" in lines[0]
+
+
 @pytest.mark.parametrize("informative, method", [(True, "spread"), (False, "per_gene")])
 def test_the_folds_choose_the_spread_only_where_it_tells_the_errors_apart(informative, method):
     rng = np.random.default_rng(1)
     prediction, spread, truth = _stage_predictions(rng, 400, 30, informative)
     entries = stage_entries("simple")
-    calibration = intervals.Calibration.fit("simple", [f"g{i}" for i in range(30)], entries, prediction, spread, truth,
-                                            np.repeat(np.arange(4), 100))
+    calibration = intervals.Calibration.fit("simple", [f"g{i}" for i in range(30)], entries,
+                                            _residuals(truth, prediction), spread, np.repeat(np.arange(4), 100))
     assert calibration.method == method
     new_prediction, new_spread, new_truth = _stage_predictions(rng, 400, 30, informative)  # rows it never saw
     for level in (0.8, 0.9):
@@ -69,8 +96,8 @@ def test_the_folds_choose_the_spread_only_where_it_tells_the_errors_apart(inform
 def test_a_single_member_has_no_spread_and_gets_per_gene_intervals():
     rng = np.random.default_rng(3)
     prediction, _, truth = _stage_predictions(rng, 40, 5, False)
-    calibration = intervals.Calibration.fit("simple", list("abcde"), stage_entries("simple"), prediction,
-                                            np.zeros_like(prediction), truth, np.repeat(np.arange(4), 10))
+    calibration = intervals.Calibration.fit("simple", list("abcde"), stage_entries("simple"), _residuals(truth, prediction),
+                                            np.zeros_like(prediction), np.repeat(np.arange(4), 10))
     assert calibration.method == "per_gene" and "the ensemble has no spread" in calibration.summary["chosen_by"]
     assert set(calibration.summary["candidates"]) == {"inf"}
     bounds = calibration.bounds(prediction, np.zeros_like(prediction), 0.9)
@@ -81,8 +108,8 @@ def test_a_calibration_refuses_other_models_and_levels_its_rows_cannot_support(t
     rng = np.random.default_rng(2)
     prediction, spread, truth = _stage_predictions(rng, 12, 3, True)
     genes = ["a", "b", "c"]
-    calibration = intervals.Calibration.fit("simple", genes, stage_entries("simple", reps=2), prediction, spread, truth,
-                                            np.repeat(np.arange(3), 4))
+    calibration = intervals.Calibration.fit("simple", genes, stage_entries("simple", reps=2),
+                                            _residuals(truth, prediction), spread, np.repeat(np.arange(3), 4))
     path = calibration.save(tmp_path / "calibration.npz")
     loaded = intervals.Calibration.load(path, "simple")
     assert loaded.max_level() == 0.92  # 12 rows: ceil(13 q) <= 12 up to q = 12/13

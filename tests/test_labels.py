@@ -101,11 +101,11 @@ def test_a_dose_screen_runs_end_to_end_and_predict_needs_no_option(screen, tmp_p
 
 
 def test_the_folds_hold_out_every_dose_of_a_held_out_compound_together(screen):
-    cv = crossval.CrossValidation.from_files(Options("stage_1", screen, labels=Labels(perturbation=("sm_name", "dose"))),
-                                             log=lambda line: None)
-    assert cv.scheme.name == "cell_type" and cv.fold_names == ["line 0", "line 1"]
+    with crossval.CrossValidation.from_files(Options("stage_1", screen, labels=Labels(perturbation=("sm_name", "dose"))),
+                                             log=lambda line: None) as cv:
+        assert cv.scheme.name == "cell_type" and cv.fold_names == ["line 0", "line 1"]
     for name, held_out in cv.scheme.folds:
-        rows = cv.train[held_out]
+        rows = cv.pairs[held_out]
         compounds = rows["sm_name"].str.split(" | ", regex=False).str[0]
         assert (rows["cell_type"] == name).all() and len(rows) == 4 * 3
         assert compounds.value_counts().tolist() == [3] * 4  # each held-out compound at its three doses

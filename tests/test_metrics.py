@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pertnet import metrics
+from pertnet import metrics, report
 
 TRUTH = np.array([[1.0, 2.0, 3.0, 4.0],
                   [0.0, 0.0, 0.0, 0.0]])
@@ -92,5 +92,5 @@ def test_baselines():
                           "g1": [1.0, 3.0, 5.0], "g2": [0.0, 2.0, 4.0]})
     pairs = pd.DataFrame({"cell_type": ["B"], "sm_name": ["y"]})
     expected = {"zeros": [0, 0], "compound_mean": [3, 2], "cell_type_mean": [5, 4], "training_mean": [3, 2]}
-    for key, (_, baseline) in metrics.BASELINES.items():
-        assert baseline(train, pairs, ["g1", "g2"]).tolist() == [expected[key]], key
+    for key, prediction in report.baselines(train, pairs, ["g1", "g2"], "the training rows").items():
+        assert prediction.tolist() == [expected[key]], key
