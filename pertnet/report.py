@@ -13,8 +13,9 @@ from pertnet.files import write_text
 
 class Baselines:
     """The baselines of some rows of a training table (pairs: the table's; table: a pertnet/tablefile.py table
-    or an array, read a block of genes at a time): each group's mean per gene, which predicts any pair of
-    `pairs_to_predict` (whose cell types and compounds must occur in those rows; `source` names them)."""
+    or an array, read a block of genes at a time) for `pairs_to_predict` (whose cell types and compounds must
+    occur in those rows; `source` names them): the mean per gene of the rows of each of their compounds and
+    cell types, and of all rows, held for those groups only; `predict` gives them to any of those pairs."""
 
     def __init__(self, pairs, table, rows, genes, pairs_to_predict, source):
         train = pairs.iloc[rows]
@@ -25,11 +26,13 @@ class Baselines:
                                 "predict their pairs; score pairs whose cell type and compound occur in training")
         keys = {column: train[column].to_numpy() if column != "all" else np.zeros(len(train), int)
                 for _, column in metrics.BASELINES.values() if column is not None}
-        self.groups = {column: pd.Index(sorted(set(key))) for column, key in keys.items()}
+        self.groups = {column: pd.Index(sorted(set(pairs_to_predict[column])) if column != "all" else [0])
+                       for column in keys}  # only the groups of the pairs to predict are kept
         self.means = {column: np.empty((len(self.groups[column]), len(genes)), np.float32) for column in keys}
         for columns, values in tablefile.gene_blocks(tablefile.Rows(table, rows)):
             for column, key in keys.items():  # pandas' mean per group and gene, as over the whole table
-                self.means[column][:, columns] = pd.DataFrame(values).groupby(key).mean().to_numpy(np.float32)
+                means = pd.DataFrame(values).groupby(key).mean()
+                self.means[column][:, columns] = means.loc[self.groups[column]].to_numpy(np.float32)
 
     def predict(self, pairs):
         """Each baseline's prediction of `pairs`: {key: (pairs, genes) float32}."""
