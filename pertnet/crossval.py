@@ -396,7 +396,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
     for s in scored:
         groups[s.written] = s.fold.number
     calibration = intervals.Calibration.fit(stage, cv.genes, entries, residual_table,
-                                            tablefile.TableFile(cv.work / "spreads.npy"), groups)
+                                            tablefile.TableFile(cv.work / "spreads.npy"), groups, log)
     report["intervals"] = calibration.summary
     report["wall_s"] = round(time.perf_counter() - started, 1)
     written = np.concatenate([s.written for s in scored])  # the sorted rows' places in the residual table

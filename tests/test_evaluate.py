@@ -139,7 +139,9 @@ def test_stage_2_folds_keep_every_pseudolabel_in_training(tmp_path, tiny_data, m
 
     monkeypatch.setattr(crossval, "encode_rows", first_fold_only)
     with pytest.raises(KeyError, match="first fold"):
-        crossval.cross_validate(Options("stage_2", tiny_data, submissions_dir=submissions))
+        crossval.cross_validate(Options("stage_2", tiny_data, models_dir=tmp_path / "models",
+                                        submissions_dir=submissions))
+    assert not list(tmp_path.glob(".pertnet-cv-*"))  # its work folder went with the error
     labels = captured[0]["vocabulary"]
     training_pairs = {(labels[c], labels[s]) for c, s in captured[0]["train_inputs"]}
     id_map = pd.read_csv(tiny_data / data.ID_MAP_FILE)
