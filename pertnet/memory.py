@@ -128,6 +128,17 @@ def basis_bytes(rows, genes, k):
     return 4 * 8 * (rows + genes) * (k + targets.OVERSAMPLING) + 3 * targets.PRODUCT_BLOCK_BYTES
 
 
+def require_weights_search(entries, rows, genes, source):
+    """Refuse, before any training, a search of the weights of `entries` whose out-of-fold predictions (each
+    entry's prediction and variance over `rows` rows x `genes` genes, float32, and their truth) would not fit."""
+    need, free = (8 * len(entries) + 8) * rows * genes, free_bytes()
+    if need > free:
+        raise UserError(f"{source}: searching the weights of {len(entries)} entries combines their out-of-fold "
+                        f"predictions ({rows} rows x {genes} genes each), about {need / GB:.1f} GB, more than the "
+                        f"{free / GB:.1f} GB this machine has free; search fewer entries (--stages) or use a machine "
+                        "with more memory")
+
+
 def require_prepare(rows, genes, pseudolabel_rows, source):
     """Refuse, before anything is written, a preparation that would not fit in memory."""
     need, free = prepare_bytes(rows, genes, pseudolabel_rows), free_bytes()

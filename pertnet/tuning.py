@@ -242,6 +242,8 @@ def tune_weights(options, search, log=print):
     url, shown = storage_url(search.storage, search.tuning_dir)
     cluster.require_reachable(options.cluster)
     with CrossValidation.from_files(options, log, search.tuning_dir) as cv:
+        memory.require_weights_search(entries, sum(int(fold.held_out.sum()) for fold in cv.folds), len(cv.genes),
+                                      f"tune --weights of {options.stage}")
         fixed = {k: v for k, v in dict(reps=options.reps, epochs=options.epochs).items() if v is not None}
         networks = [{k: v for k, v in e.as_dict().items() if k != "weight"} for e in entries]  # what the weights weigh
         networks_digest = hashlib.sha256(json.dumps(networks, sort_keys=True).encode()).hexdigest()

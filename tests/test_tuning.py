@@ -134,6 +134,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, data, capsys, args, 
     assert not (tmp_path / "tuning").exists()
 
 
+def test_a_weights_search_that_cannot_hold_its_predictions_is_refused_before_training(tmp_path, data, capsys,
+                                                                                      monkeypatch):
+    monkeypatch.setattr(memory, "free_bytes", lambda: 2 ** 20)
+    assert cli.run(tune.main, tune_args(tmp_path, data, "--weights", "--trials", "1")) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "searching the weights of 7 entries" in error and "GB this machine" in error
+    assert not (tmp_path / "tuning").exists() and not list(tmp_path.glob(".pertnet-cv-*"))
+
+
 def test_a_study_made_for_another_entry_is_refused(tmp_path, data, capsys):
     assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "1", "--trials", "1", "--study", "mine")) == 0
     assert cli.run(tune.main, tune_args(tmp_path, data, "--entry", "5", "--trials", "1", "--study", "mine")) == 2
