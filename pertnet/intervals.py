@@ -123,29 +123,25 @@ class Calibration:
         fold (`groups`). A line at least every `every` seconds says how far it is."""
         rows, n_genes = np.shape(residuals)
         levels = sorted({CHOSEN_AT, *REPORTED})
-        assessment = _Assessment(groups, levels)
-        usable = dict.fromkeys(BETAS, True)
+        assessment, candidates = _Assessment(groups, levels), list(BETAS)  # the betas usable in every block so far
         median = np.empty(n_genes, np.float32)
         quantiles = {beta: np.empty((len(LEVELS), n_genes), np.float32) for beta in BETAS}
         row_spread, row_rmse = np.zeros(rows), np.zeros(rows)  # sums of squares over genes, then the row RMS
         started = said = time.perf_counter()
-        with np.errstate(divide="ignore", invalid="ignore"):  # a beta that divides by zero is not usable
-            for (columns, residual), (_, spread) in zip(tablefile.gene_blocks(residuals), tablefile.gene_blocks(spreads)):
-                median[columns] = np.median(spread, axis=0)
-                betas = [beta for beta in BETAS if usable[beta] and _usable(beta, spread)]
-                usable = {beta: beta in betas for beta in BETAS}
-                for beta in betas:
-                    quantiles[beta][:, columns] = conformal_quantiles(
-                        np.abs(residual) / scale(spread, median[columns], beta))
-                assessment.add(residual, spread, betas)
-                row_spread += np.sum(np.square(spread, dtype=np.float64), axis=1)
-                row_rmse += np.sum(np.square(residual, dtype=np.float64), axis=1)
-                if time.perf_counter() - said >= every:
-                    elapsed = time.perf_counter() - started
-                    log(f"[{stage}] calibration: {columns.stop} of {n_genes} genes, {elapsed:.0f}s, about "
-                        f"{elapsed / columns.stop * (n_genes - columns.stop):.0f}s left")
-                    said = time.perf_counter()
-        candidates = [beta for beta in BETAS if usable[beta]]
+        for (columns, residual), (_, spread) in zip(tablefile.gene_blocks(residuals), tablefile.gene_blocks(spreads)):
+            median[columns] = np.median(spread, axis=0)
+            candidates = [beta for beta in candidates if _usable(beta, spread)]
+            for beta in candidates:
+                quantiles[beta][:, columns] = conformal_quantiles(
+                    np.abs(residual) / scale(spread, median[columns], beta))
+            assessment.add(residual, spread, candidates)
+            row_spread += np.sum(np.square(spread, dtype=np.float64), axis=1)
+            row_rmse += np.sum(np.square(residual, dtype=np.float64), axis=1)
+            if time.perf_counter() - said >= every:
+                elapsed = time.perf_counter() - started
+                log(f"[{stage}] calibration: {columns.stop} of {n_genes} genes, {elapsed:.0f}s, about "
+                    f"{elapsed / columns.stop * (n_genes - columns.stop):.0f}s left")
+                said = time.perf_counter()
         assessed = {_beta_name(beta): assessment.result(beta) for beta in candidates}
         best = min(candidates, key=lambda b: (assessed[_beta_name(b)][str(CHOSEN_AT)]["interval_score"], -b))
         row_spread, row_rmse = np.sqrt(row_spread / n_genes), np.sqrt(row_rmse / n_genes)
