@@ -69,7 +69,8 @@ class CrossValidation:
 
     pairs: the training rows' validated canonical pairs; table: their values (rows, genes), a
     pertnet/tablefile.py table or an array, read by blocks; id_map: the pairs to predict, whose design sets
-    the folds; pseudolabels: rows every fold trains on (stage_2's); source: the training data's name in
+    the folds; pseudolabels: rows every fold trains on (stage_2's: (pairs, values: a table or an array), or
+    None); source: the training data's name in
     messages; work_parent: where the work folder goes (default: the system's temporary folder). `from_files`
     reads them as the commands do."""
 
@@ -101,10 +102,11 @@ class CrossValidation:
                             else (train_path.name, data.ID_MAP_FILE))
         pairs, genes, blocks, _ = data.training_values(train_path, options.label_columns(), options.layer)
         id_map = data.read_id_map(data_dir / data.ID_MAP_FILE, options.label_columns())
-        pseudolabels = outputs.pseudolabel_rows(options.stage, options.submissions_dir, id_map, genes)
-        cv = cls(pairs, None, genes, id_map, pseudolabels, options.stage, options.seed, train_path, log,
+        outputs.pseudolabel_source(options.stage, options.submissions_dir)  # there, before the work folder is made
+        cv = cls(pairs, None, genes, id_map, None, options.stage, options.seed, train_path, log,
                  None if work_parent is None else nearest_existing(work_parent))  # nothing created but the work folder
         try:
+            cv.pseudolabels = outputs.pseudolabels(options.stage, options.submissions_dir, id_map, genes, cv.work, log)
             with tablefile.TableWriter(cv.work / "table.npy", (len(pairs), len(genes)), log) as writer:
                 for columns, values in blocks:
                     writer.write(slice(0, len(pairs)), columns, values)
@@ -120,7 +122,11 @@ class CrossValidation:
 
     def n_dim_limit(self):
         """The most SVD components every fold's training targets allow (rows x genes: their rank at most)."""
-        return min(min(int((~fold.held_out).sum()) + len(self.pseudolabels), len(self.genes)) for fold in self.folds)
+        return min(min(int((~fold.held_out).sum()) + self.pseudolabel_rows, len(self.genes)) for fold in self.folds)
+
+    @property
+    def pseudolabel_rows(self):
+        return 0 if self.pseudolabels is None else len(self.pseudolabels[0])
 
     @cached_property
     def data_digest(self):
@@ -132,13 +138,14 @@ class CrossValidation:
         for _, values in tablefile.row_windows(self.table):  # the bytes of data.update_digest's frame, row by row
             digest.update(np.ascontiguousarray(values).data)
         digest.update("\n".join(self.pairs["cell_type"] + "/" + self.pairs["sm_name"]).encode())
-        if len(self.pseudolabels):
-            data.update_digest(digest, self.pseudolabels, self.genes)
+        if self.pseudolabel_rows:
+            digest.update("\n".join(self.pseudolabels[0]["cell_type"] + "/" + self.pseudolabels[0]["sm_name"]).encode())
+            tablefile.update_digest(digest, self.pseudolabels[1])
         return digest.hexdigest()
 
     def describe(self):
         """The data in one phrase, for the lines that say which data a study or cache belongs to."""
-        pseudolabels = f" and {len(self.pseudolabels)} pseudolabel rows" if len(self.pseudolabels) else ""
+        pseudolabels = f" and {self.pseudolabel_rows} pseudolabel rows" if self.pseudolabel_rows else ""
         return (f"data {self.data_digest[:8]} ({self.source}: {len(self.pairs)} rows x {len(self.genes)} genes"
                 f"{pseudolabels}; {len(self.scheme.folds)} folds, scheme {self.scheme.name})")
 
@@ -201,7 +208,7 @@ class CrossValidation:
         serial run's."""
         from pertnet import training  # TensorFlow loads only where something trains
 
-        groups = fold_groups(self.folds, self.pairs, self.pseudolabels)
+        groups = fold_groups(self.folds, self.pairs, None if self.pseudolabels is None else self.pseudolabels[0])
         flops = [{e.id: training.training_flops(e, group.rows) * len(group.folds) for e in entries} for group in groups]
         progress = training.Progress(self.stage_name, sum(sum(f.values()) for f in flops), log)
         log_once = _once(log)  # the folds of a group depart alike (n_dim): said once
@@ -301,8 +308,6 @@ def cross_validate_model(model, data_, pairs):
     train = data.training_data(data_, model.layer, model.labels())[0]
     pseudolabels = model.pseudolabels(train, pairs)
     pairs = data.pairs_frame(pairs, model.labels())
-    if pseudolabels is None:
-        pseudolabels = pd.DataFrame(columns=schemas.PAIR)
     genes = schemas.gene_columns(train.columns)
     with CrossValidation(train[schemas.PAIR], train[genes].to_numpy(np.float32), genes, pairs, pseudolabels,
                          model.stage, model.seed, "the training data", model.log) as cv:
@@ -386,7 +391,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
         stage, rows, len(cv.genes), pairs["cell_type"], per_row(lambda number, s: number), mode="cv", stage=stage,
         cv=dict(folds=cv.fold_names, held_out_rows=held_out_rows, repeats=REPEATS,
                 scheme=cv.scheme.as_dict(), seeds=sorted({fold.seed for fold in cv.folds}),
-                pseudolabels=len(cv.pseudolabels), reps={e.id: e.reps for e in entries},
+                pseudolabels=cv.pseudolabel_rows, reps={e.id: e.reps for e in entries},
                 epochs={e.id: e.epochs for e in entries}, overrides=dict(reps=reps, epochs=epochs)),
         title=f"{stage}: cross-validation on {cv.source}, {len(cv.fold_names)} folds "
               f"({cv.scheme.name} scheme) x {REPEATS} repeats ({len(pairs)} held-out rows x "

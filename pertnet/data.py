@@ -4,9 +4,11 @@ Every input is checked where it enters: a problem is a UserError naming the file
 the rows at fault. With an h5ad training file (pertnet/h5ad.py) no sample_submission.csv is needed:
 the gene order is its var_names.
 """
+import contextlib
 import csv
 import io
 import os
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -169,14 +171,14 @@ def _require_genes(metadata, genes, path, labels):
                         f"{', '.join(schemas.DE_TRAIN.names[2:])} and --ignore-columns is a gene)")
 
 
-def _training_pairs(metadata, path, labels, replicates_allowed=True):
+def _training_pairs(metadata, path, labels):
     """The canonical pairs of the training rows (`Labels.pairs`), enough of them; each label combination named
-    once unless --replicates mean will average it (replicates_allowed)."""
+    once unless --replicates mean will average it."""
     pairs = labels.pairs(metadata, path)
     if len(pairs) < MIN_TRAINING_ROWS:
         raise UserError(f"{path}: {len(pairs)} training row(s); the method needs at least {MIN_TRAINING_ROWS} "
                         "(cell type, perturbation) rows to learn from: add rows")
-    if not (replicates_allowed and labels.replicates == "mean" and pairs.duplicated().any()):
+    if not (labels.replicates == "mean" and pairs.duplicated().any()):
         _check_pairs(pairs, path, labels, metadata.reset_index(drop=True))
     return pairs
 
@@ -187,7 +189,8 @@ def _validated(metadata, genes, values, path, labels):
     --replicates mean, its rows averaged) and every value is finite."""
     pairs = _training_pairs(metadata, path, labels)
     if pairs.duplicated().any():  # --replicates mean
-        pairs, values = _mean_of_replicates(pairs, values, path)
+        replicates = Replicates(pairs, path)
+        pairs, values = replicates.pairs, replicates.mean(values)
     check = ValueCheck(pairs, genes, path)
     check.block(slice(0, len(genes)), values)
     check.done()
@@ -195,11 +198,11 @@ def _validated(metadata, genes, values, path, labels):
                       pd.DataFrame(values, columns=genes, copy=False)], axis=1)
 
 
-def training_blocks(path, labels=Labels(), layer=None):
+def training_values(path, labels=Labels(), layer=None):
     """A training file (parquet, or h5ad with `layer`: as `read_training`) without holding its values: (its
     validated canonical pairs, the genes, their float32 values as an iterator of gene blocks, each checked as
-    `read_training` checks the whole, dataset_id or None). --replicates mean, which averages rows, reads the
-    file whole (`read_training`)."""
+    `read_training` checks the whole, dataset_id or None). With --replicates mean, each block's repeated
+    label combinations are averaged as it comes."""
     if is_h5ad(path):
         from pertnet import h5ad
 
@@ -208,27 +211,19 @@ def training_blocks(path, labels=Labels(), layer=None):
     else:
         (metadata, genes, blocks), dataset_id = parquet_blocks(path, labels, np.float32), None
         _require_genes(metadata, genes, path, labels)
-    pairs = _training_pairs(metadata, path, labels, replicates_allowed=False)
+    pairs = _training_pairs(metadata, path, labels)
+    replicates = Replicates(pairs, path) if pairs.duplicated().any() else None  # --replicates mean
+    pairs = pairs if replicates is None else replicates.pairs
 
     def checked():
         check = ValueCheck(pairs, genes, path)
         for columns, values in blocks:
+            values = values if replicates is None else replicates.mean(values)
             check.block(columns, values)
             yield columns, values
         check.done()
 
     return pairs.reset_index(drop=True).astype(str), genes, checked(), dataset_id
-
-
-def training_values(path, labels=Labels(), layer=None):
-    """`training_blocks`; with --replicates mean, which averages rows, the file read whole (`read_training`)
-    and its values given as blocks of genes all the same."""
-    if labels.replicates != "mean":
-        return training_blocks(path, labels, layer)
-    train, dataset_id = read_training(path, layer, labels)
-    genes = schemas.gene_columns(train.columns)
-    return (train[schemas.PAIR].reset_index(drop=True), genes,
-            tablefile.gene_blocks(train[genes].to_numpy(np.float32)), dataset_id)
 
 
 class ValueCheck:
@@ -272,16 +267,23 @@ class ValueCheck:
 SIGNED_LOG10_P_LIMIT = 324
 
 
-def _mean_of_replicates(pairs, values, path):
-    """One row per label combination, the mean of its rows (what a pseudobulk does), said in one line."""
-    groups = pairs.groupby(schemas.PAIR, sort=False).ngroup().to_numpy()
-    counts = np.bincount(groups)
-    means = np.zeros((len(counts), values.shape[1]), np.float64)
-    np.add.at(means, groups, values)
-    first = np.unique(groups, return_index=True)[1]
-    print(f"{path}: departing from the data as given: {int((counts > 1).sum())} label combination(s) repeat in "
-          f"{int(counts[counts > 1].sum())} rows; each is the mean of its rows (--replicates mean)", flush=True)
-    return pairs.iloc[first].reset_index(drop=True), (means / counts[:, None]).astype(np.float32)
+class Replicates:
+    """--replicates mean: one row per label combination, the mean of its rows (what a pseudobulk does), said in
+    one line when made; `mean` averages a block of genes (every gene's means are its own)."""
+
+    def __init__(self, pairs, path):
+        self.groups = pairs.groupby(schemas.PAIR, sort=False).ngroup().to_numpy()
+        self.counts = np.bincount(self.groups)
+        self.pairs = pairs.iloc[np.unique(self.groups, return_index=True)[1]].reset_index(drop=True)
+        print(f"{path}: departing from the data as given: {int((self.counts > 1).sum())} label combination(s) repeat "
+              f"in {int(self.counts[self.counts > 1].sum())} rows; each is the mean of its rows (--replicates mean)",
+              flush=True)
+
+    def mean(self, values):
+        """(label combinations, genes) float32 means of (rows, genes) values."""
+        sums = np.zeros((len(self.counts), values.shape[1]), np.float64)
+        np.add.at(sums, self.groups, values)
+        return (sums / self.counts[:, None]).astype(np.float32)
 
 
 def update_digest(digest, frame, genes):
@@ -414,24 +416,61 @@ def check_same_genes(genes, expected, path, expected_source):
         raise UserError(f"{path}: gene columns differ from {expected_source}: {differ}; use files with the same genes")
 
 
+SUBMISSION_BLOCK_BYTES = 16 * 2 ** 20  # a submission's text parsed at a time: about 80 rows of 18,211 genes
+
+
 def read_submission(path, id_map, genes):
-    """A submission's values as float32 (rows in id_map order, columns in `genes` order)."""
+    """A submission's values as float32 in memory (rows in id_map order, columns in `genes` order)."""
+    out = np.empty((len(id_map), len(genes)), np.float32)
+    for positions, values in submission_blocks(path, id_map, genes):
+        out[positions] = values
+    return out
+
+
+def submission_blocks(path, id_map, genes):
+    """A submission's values a block of rows at a time, in the file's row order: (each row's position in
+    id_map, its float32 values in `genes` order). The header is checked at once; the rows as they are read
+    (whole ids, finite values) and, after the last, that they are id_map's ids, each once (a UserError naming
+    the file). Parsed by pyarrow as float64 and rounded to float32, as NumPy's parser and `astype` round."""
     columns = read_checked(path, _csv_header)
     _require_columns(columns, schemas.SUBMISSION.required, path)
     check_same_genes([c for c in columns if c != "id"], genes, path, "de_train.parquet")
-    table = read_checked(path, lambda p: np.loadtxt(p, delimiter=",", skiprows=1, ndmin=2, quotechar='"'))  # 3x pandas
-    if table.shape[1] != len(columns):
-        raise UserError(f"{path}: its rows have {table.shape[1]} fields but its header names {len(columns)} "
-                        "columns; write it again")
-    ids = table[:, columns.index("id")]
-    if not np.array_equal(ids, np.round(ids)):
-        raise UserError(f"{path}: column id must hold whole numbers (found e.g. {ids[ids != np.round(ids)][0]!r})")
-    _check_same_ids(ids.astype(np.int64), id_map["id"], path, "rerun the stage that wrote it on the current id_map")
-    row, column = {i: r for r, i in enumerate(ids.astype(np.int64))}, {c: k for k, c in enumerate(columns)}
-    values = table[np.ix_([row[i] for i in id_map["id"]], [column[g] for g in genes])].astype(np.float32)
-    if not np.isfinite(values).all():
-        raise UserError(f"{path}: {int((~np.isfinite(values)).sum())} NaN or infinite value(s)")
-    return values
+    return _submission_rows(path, pd.Series(np.arange(len(id_map)), index=id_map["id"].to_numpy()), genes, columns)
+
+
+def _submission_rows(path, position, genes, columns):
+    fix = "rerun the stage that wrote it on the current id_map"
+    reader = _parsed(path, lambda: pa.csv.open_csv(
+        path, read_options=pa.csv.ReadOptions(block_size=SUBMISSION_BLOCK_BYTES),
+        convert_options=pa.csv.ConvertOptions(column_types={c: pa.float64() for c in columns})))
+    seen = []
+    while (batch := _parsed(path, reader.read_next_batch)) is not None:
+        ids = batch.column("id").to_numpy()
+        if not np.array_equal(ids, np.round(ids)):
+            raise UserError(f"{path}: column id must hold whole numbers (found e.g. {ids[ids != np.round(ids)][0]!r})")
+        seen.append(ids.astype(np.int64))
+        if sum(map(len, seen)) > len(position) or not np.isin(seen[-1], position.index).all():
+            break  # some id is not id_map's, or repeats: said below
+        values = batch.select(genes).to_tensor(null_to_nan=True, row_major=False).to_numpy().astype(np.float32)
+        if not np.isfinite(values).all():
+            raise UserError(f"{path}: {int((~np.isfinite(values)).sum())} NaN or infinite value(s) (e.g. in the row "
+                            f"of id {seen[-1][~np.isfinite(values).all(axis=1)][0]}); {fix}")
+        yield position.loc[seen[-1]].to_numpy(), values
+    _check_same_ids(np.concatenate(seen) if seen else [], position.index, path, fix)
+
+
+def _parsed(path, step):
+    """A step of pyarrow's CSV reader (None at the end), its error said in a line (its own line ends in the row's
+    text: 18,211 fields of it)."""
+    try:
+        return step()
+    except StopIteration:
+        return None
+    except pa.ArrowInvalid as error:
+        counts = re.search(r"Expected (\d+) columns, got (\d+)", str(error))
+        problem = (f"a row has {counts[2]} fields but its header names {counts[1]} columns" if counts
+                   else f"not a valid csv file ({str(error).splitlines()[0][:200]})")
+        raise UserError(f"{path}: {problem}; write it again") from None
 
 
 def interval_paths(submission):
@@ -442,15 +481,20 @@ def interval_paths(submission):
     return {kind: submission.with_name(f"{name}_{kind}.csv") for kind in ("lower", "upper", "uncertainty")}
 
 
-def write_with_intervals(submission, id_map, genes, values, bounds):
-    """The submission and, beside it, its bounds (`intervals.Bounds`, columns in `genes` order) and
-    uncertainty scores. The three CSVs are written side by side: pyarrow formats numbers without the
-    GIL, so two cores write them in about the time of two."""
+def write_with_intervals(submission, id_map, genes, blocks, level):
+    """The submission and, beside it, its bounds and uncertainty scores, from (rows: a slice, values,
+    `intervals.Bounds` of those rows, columns in `genes` order) blocks as they come. The three tables are
+    written side by side, a block at a time (`write_tables`)."""
     paths = interval_paths(submission)
-    tables = ((submission, values), (paths["lower"], bounds.lower), (paths["upper"], bounds.upper))
-    with ThreadPoolExecutor(os.cpu_count()) as pool:
-        list(pool.map(lambda table: write_submission(table[0], id_map["id"], genes, table[1]), tables))
-    scores = id_map[schemas.UNCERTAINTY.names[:3]].assign(uncertainty=bounds.uncertainty, level=bounds.level)
+    uncertainty = np.empty(len(id_map))
+
+    def tables():
+        for rows, values, bounds in blocks:
+            uncertainty[rows] = bounds.uncertainty
+            yield rows, (values, bounds.lower, bounds.upper)
+
+    write_tables((submission, paths["lower"], paths["upper"]), id_map["id"], genes, tables())
+    scores = id_map[schemas.UNCERTAINTY.names[:3]].assign(uncertainty=uncertainty, level=level)
     with atomic_path(paths["uncertainty"]) as tmp:
         scores.to_csv(tmp, index=False)
     return Path(submission)
@@ -480,17 +524,30 @@ CSV_ROWS_AT_ONCE = 128  # rows formatted at a time: the text of 255 x 18,211 val
 
 
 def write_submission(path, ids, genes, values):
-    """id + genes as CSV, atomically; written by pyarrow (several times faster than pandas), from columns
-    made contiguous first (twice as fast again as from strided ones). values: an array, or (rows: a slice,
-    values) blocks as they come (a stage's `predict_blocks`), written one after the other."""
-    ids = np.asarray(ids)
+    """id + genes as CSV, atomically. values: an array, or (rows: a slice, values) blocks as they come (a stage's
+    `predict_blocks`), written one after the other."""
     blocks = [(slice(0, len(ids)), values)] if isinstance(values, np.ndarray) else values
-    writer = None
-    with atomic_path(path) as tmp:
-        for rows, block in blocks:
+    write_tables([path], ids, genes, ((rows, [block]) for rows, block in blocks))
+    return Path(path)
+
+
+def write_tables(paths, ids, genes, blocks):
+    """Tables of id + genes as CSV, atomically, side by side: blocks (rows: a slice, [values for each path]) as
+    they come. Written by pyarrow (several times faster than pandas, and it formats numbers without the GIL,
+    so two cores write two tables in about the time of one), from columns made contiguous first (twice as
+    fast again as from strided ones). Every file appears complete at the end, or none does."""
+    ids = np.asarray(ids)
+    writers = [None] * len(paths)
+    with contextlib.ExitStack() as files, ThreadPoolExecutor(min(len(paths), os.cpu_count())) as pool:
+        temporary = [files.enter_context(atomic_path(path)) for path in paths]
+
+        def write(number, rows, block):
             block = np.asfortranarray(block)
             table = pa.table({"id": pa.array(ids[rows]), **{g: block[:, i] for i, g in enumerate(genes)}})
-            writer = writer or pa.csv.CSVWriter(tmp, table.schema)
-            writer.write_table(table, max_chunksize=CSV_ROWS_AT_ONCE)
-        writer.close()
-    return Path(path)
+            writers[number] = writers[number] or pa.csv.CSVWriter(temporary[number], table.schema)
+            writers[number].write_table(table, max_chunksize=CSV_ROWS_AT_ONCE)
+
+        for rows, arrays in blocks:
+            list(pool.map(write, range(len(paths)), [rows] * len(paths), arrays))
+        for writer in writers:
+            writer.close()

@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 
 from pertnet import bundle, data, defaults, intervals, outputs, schemas
 from pertnet.errors import UserError
@@ -120,13 +120,13 @@ class PertNet:
             self.__dict__.pop("calibrated_on_", None)
 
     def training_set(self, train, pseudolabels=None):
-        """The encoded training set (`pertnet.stage.encode`) of validated training rows and pseudolabel rows:
-        what `start` and `train` take."""
+        """The encoded training set (`pertnet.stage.encode`) of validated training rows and pseudolabel rows
+        ((pairs, values) or None): what `start` and `train` take."""
         return encode(train, schemas.gene_columns(train.columns), self.seed, pseudolabels, self.labels().as_json())
 
     def pseudolabels(self, train, pairs):
-        """stage_2's pseudolabel rows: its source stage (fitted on `train`, validated training rows, and
-        kept as `source_`) predicting `pairs`; None for a stage without."""
+        """stage_2's pseudolabel rows, (their pairs, their values): its source stage (fitted on `train`, validated
+        training rows, and kept as `source_`) predicting `pairs`; None for a stage without."""
         if self.stage not in defaults.PSEUDOLABEL_SOURCE:
             return None
         if pairs is None:
@@ -136,7 +136,7 @@ class PertNet:
                                seed=self.seed, verbose=self.verbose).fit(train)
         genes = schemas.gene_columns(train.columns)
         canonical = data.pairs_frame(pairs, self.labels())[schemas.PAIR]
-        return pd.concat([canonical, self.source_.predict(canonical)[genes]], axis=1)
+        return canonical.reset_index(drop=True), self.source_.predict(canonical)[genes].to_numpy(np.float32)
 
     def start(self, training_set):
         """The unfitted stage of an encoded training set (`pertnet.stage.encode`): what `train` fits.

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pertnet import schemas
 from pertnet.data import MIN_TRAINING_ROWS
 from pertnet.errors import UserError
 
@@ -141,12 +140,12 @@ class FoldGroup:
     rows: int    # training rows of each fold (its kept rows and the pseudolabels)
 
 
-def fold_groups(folds, pairs, pseudolabels):
+def fold_groups(folds, pairs, pseudolabel_pairs=None):
     """The folds grouped by their training rows' count and labels' count, in the order first met.
-    pairs: the training rows' (cell_type, sm_name); pseudolabels: rows every fold also trains on."""
+    pairs: the training rows' (cell_type, sm_name); pseudolabel_pairs: those of rows every fold also trains on."""
     groups = {}
     for fold in folds:
-        fold_train = pd.concat([pairs[~fold.held_out], pseudolabels[schemas.PAIR]])
+        fold_train = pd.concat([pairs[~fold.held_out], pseudolabel_pairs])
         key = (len(fold_train), len(set(fold_train.cell_type) | set(fold_train.sm_name)))
         groups.setdefault(key, []).append(fold)
     return [FoldGroup(group, rows) for (rows, _), group in groups.items()]

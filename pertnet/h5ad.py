@@ -3,6 +3,7 @@
 The training / truth files (schemas.H5AD_TRAIN) and the prediction file (schemas.H5AD_PREDICTION).
 Only the obs, var and the one layer asked for are read: no second dense copy of the targets.
 """
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -29,8 +30,9 @@ def read_observations(path, layer=None):
 
 def observation_blocks(path, layer=None):
     """`read_observations` with the values as an iterator of (genes: a slice, float32 values) blocks of genes
-    (pertnet/tablefile.py's size), read from the file as they are asked for: a dense layer is never held
-    whole (a sparse one is read whole, then given by blocks)."""
+    (pertnet/tablefile.py's size), read from the file as they are asked for, never held whole: a dense or a
+    CSC layer by its genes; a CSR layer, stored by rows, first a window of rows at a time into a gene-order
+    table in the system's temporary folder (removed when the blocks are done)."""
     from anndata.io import read_elem
 
     try:
@@ -51,21 +53,33 @@ def observation_blocks(path, layer=None):
         obs, genes, _, dataset_id = _plain(read_elem(handle["obs"]), read_elem(handle["var"]).index, np.zeros((0, 0)),
                                            read_elem(handle["uns"]["dataset_id"]) if "uns" in handle
                                            and "dataset_id" in handle["uns"] else None)
-        dense = isinstance(handle["layers"][layer], h5py.Dataset)
-        whole = None if dense else _plain(obs, genes, read_elem(handle["layers"][layer]), dataset_id)[2]
 
     def blocks():
-        if whole is not None:
-            yield from tablefile.gene_blocks(whole)
-            return
-        with h5py.File(path, "r") as file:
+        from anndata.io import sparse_dataset
+
+        with h5py.File(path, "r") as file, tempfile.TemporaryDirectory(prefix="pertnet-layer-") as folder:
             values = file["layers"][layer]
+            if not isinstance(values, h5py.Dataset):
+                values = sparse_dataset(values)
+                values = values if values.format == "csc" else _by_genes(values, Path(folder) / "layer.npy")
             width = tablefile.genes_at_once(len(obs))
             for start in range(0, len(genes), width):
                 columns = slice(start, min(start + width, len(genes)))
-                yield columns, values[:, columns].astype(np.float32)
+                block = values[:, columns]
+                yield columns, (block.toarray() if hasattr(block, "toarray") else block).astype(np.float32)
 
     return obs, genes, blocks(), dataset_id
+
+
+def _by_genes(matrix, file):
+    """A CSR matrix on disk as a gene-order pertnet/tablefile.py table in `file`, read a window of rows at a time."""
+    rows, genes = matrix.shape
+    height = max(1, tablefile.WINDOW_BYTES // (4 * max(1, genes)))
+    with tablefile.TableWriter(file, (rows, genes)) as writer:
+        for start in range(0, rows, height):
+            stop = min(start + height, rows)
+            writer.write(slice(start, stop), slice(0, genes), matrix[start:stop].toarray())
+    return tablefile.TableFile(file)
 
 
 def observations(adata, layer=None, source="the AnnData"):
@@ -102,25 +116,29 @@ def write_dataset(path, obs, genes, layers, uns):
     _write(adata, path)
 
 
-def write_prediction(path, id_map, genes, values, dataset_id, bounds=None, parameters=None):
-    """The benchmark's prediction file (schemas.H5AD_PREDICTION). values: an array, or (rows: a slice, values)
-    blocks as they come (a stage's `predict_blocks`): the file is then written without them by anndata, and
-    X and the prediction layer are filled block by block, never held whole."""
-    if isinstance(values, np.ndarray):
-        _write(prediction(id_map, genes, values, dataset_id, bounds, parameters), path)
-        return Path(path)
+def write_prediction(path, id_map, genes, blocks, dataset_id, level=None, parameters=None):
+    """The benchmark's prediction file (schemas.H5AD_PREDICTION) from (rows: a slice, values, their
+    `intervals.Bounds` or None) blocks as they come (a stage's `predict_blocks`): anndata writes the file
+    without the values, then X, the prediction layer and, with a `level`, the layers lower and upper and obs
+    uncertainty are filled block by block, never held whole."""
     with atomic_path(path) as tmp:
-        prediction(id_map, genes, None, dataset_id, bounds, parameters).write_h5ad(tmp)
+        skeleton = prediction(id_map, genes, None, dataset_id, None, parameters)
+        if level is not None:
+            _add_interval_fields(skeleton.obs, skeleton.uns, np.zeros(len(id_map)), level)
+        skeleton.write_h5ad(tmp)
         with h5py.File(tmp, "r+") as file:
             layers = file.require_group("layers")
             layers.attrs.update({"encoding-type": "dict", "encoding-version": "0.1.0"})
-            datasets = [file.create_dataset(name, (len(id_map), len(genes)), np.float64)
-                        for name in ("X", "layers/prediction")]
+            names = ("X", "layers/prediction") + (() if level is None else ("layers/lower", "layers/upper"))
+            datasets = [file.create_dataset(name, (len(id_map), len(genes)), np.float64) for name in names]
             for dataset in datasets:  # how anndata marks a dense array
                 dataset.attrs.update({"encoding-type": "array", "encoding-version": "0.2.0"})
-            for rows, block in values:
-                for dataset in datasets:
+            for rows, values, bounds in blocks:
+                arrays = (values, values) + (() if level is None else (bounds.lower, bounds.upper))
+                for dataset, block in zip(datasets, arrays):
                     dataset[rows] = block
+                if level is not None:
+                    file["obs/uncertainty"][rows] = bounds.uncertainty
     return Path(path)
 
 
@@ -137,10 +155,15 @@ def prediction(id_map, genes, values, dataset_id, bounds=None, parameters=None):
     uns = {"dataset_id": dataset_id or "unknown", "method_id": METHOD_ID, **({"pertnet": parameters} if parameters else {})}
     if bounds is not None:
         layers.update(lower=np.asarray(bounds.lower, np.float64), upper=np.asarray(bounds.upper, np.float64))
-        obs = obs.assign(uncertainty=np.asarray(bounds.uncertainty, np.float64))
-        uns["interval_level"] = float(bounds.level)
+        _add_interval_fields(obs, uns, bounds.uncertainty, bounds.level)
     return anndata.AnnData(X=layers.get("prediction"), obs=obs, var=pd.DataFrame(index=pd.Index(genes)),
                            layers=layers, uns=uns, shape=None if values is not None else (len(obs), len(genes)))
+
+
+def _add_interval_fields(obs, uns, uncertainty, level):
+    """Where a prediction with bounds keeps each pair's uncertainty score and the coverage level."""
+    obs["uncertainty"] = np.asarray(uncertainty, np.float64)
+    uns["interval_level"] = float(level)
 
 
 def read_interval_fields(path):

@@ -94,8 +94,8 @@ class Bounds(NamedTuple):
     level: float
 
     def columns(self, order):
-        """The same with the gene columns picked by index array `order`."""
-        return self._replace(lower=self.lower[:, order], upper=self.upper[:, order])
+        """The same with the gene columns picked by index array `order` (each gene's values contiguous)."""
+        return self._replace(lower=self.lower.T[order].T, upper=self.upper.T[order].T)
 
 
 @dataclass
@@ -185,6 +185,14 @@ class Calibration:
         self.require_fit(stage, level, source)
         values, spread = stage.predict(inputs, with_spread=True)
         return values, self.bounds(values, spread, level)
+
+    def predict_blocks(self, stage, inputs, level, source, log=lambda line: None):
+        """`predict` a block of pairs at a time (`Stage.predict_blocks`): yields (rows: a slice, prediction,
+        `Bounds` of those rows), so that tens of thousands of pairs are written with their bounds as they come.
+        The fit is checked here, before the first block is asked for."""
+        self.require_fit(stage, level, source)
+        return ((rows, values, self.bounds(values, spread, level))
+                for rows, values, spread in stage.predict_blocks(inputs, with_spread=True, log=log))
 
     def require_fit(self, stage, level, source):
         self.check(stage, source)

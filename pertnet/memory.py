@@ -110,12 +110,12 @@ def require_fit(entries, rows, genes, vocab_size, source):
 ROW_LABEL_BYTES = 400  # a row's labels as pandas holds them (its strings and their index), generously
 
 
-def prepare_bytes(rows, genes, pseudolabel_rows=0):
-    """What prepare_data holds: the rows' labels, a block of genes in its copies (as read, as float32,
-    shuffled), and the pseudolabels (read as float64, kept as float32)."""
+def prepare_bytes(rows, genes):
+    """What prepare_data holds: the rows' labels and a block of genes in its copies (as read, as float32,
+    shuffled). The pseudolabels pass through a table on disk a block at a time, as the targets do."""
     from pertnet import tablefile
 
-    return ROW_LABEL_BYTES * (rows + pseudolabel_rows) + 4 * tablefile.BLOCK_BYTES + 12 * pseudolabel_rows * genes
+    return ROW_LABEL_BYTES * rows + 4 * tablefile.BLOCK_BYTES
 
 
 def basis_bytes(rows, genes, k):
@@ -139,9 +139,9 @@ def require_weights_search(entries, rows, genes, source):
                         "with more memory")
 
 
-def require_prepare(rows, genes, pseudolabel_rows, source):
+def require_prepare(rows, genes, source):
     """Refuse, before anything is written, a preparation that would not fit in memory."""
-    need, free = prepare_bytes(rows, genes, pseudolabel_rows), free_bytes()
+    need, free = prepare_bytes(rows, genes), free_bytes()
     if need > free:
         raise UserError(f"{source}: preparing {rows} rows x {genes} genes would need about {need / GB:.1f} GB, more "
                         f"than the {free / GB:.1f} GB this machine has free; use a machine with more memory")

@@ -6,12 +6,14 @@ reads a submission by its suffix, the estimator builds its in-memory result thro
 benchmark command asks for the h5ad row. Another format (zarr, parquet) is another row.
 """
 import json
+import uuid
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import numpy as np
 import pandas as pd
 
-from pertnet import data, defaults, labels, schemas
+from pertnet import data, defaults, labels, schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.version import VERSION
 
@@ -38,8 +40,9 @@ class OutputFormat(NamedTuple):
     name: str
     suffix: str
     file_name: Callable   # stage -> the file `predict` writes in the submissions folder
-    write: Callable       # (path, id_map, genes, values, stage, bounds, log) -> path; stage: the `Stage` predicting;
-                          # values: an array, or without bounds (rows, values) blocks as they come
+    write: Callable       # (path, id_map, genes, blocks, stage, level, log) -> path; stage: the `Stage` predicting;
+                          # blocks: (rows: a slice, values, their `intervals.Bounds` or None) as they come;
+                          # level: the bounds' coverage level, None without bounds
     read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
     build: Callable       # (pairs, genes, values, stage, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
@@ -47,14 +50,14 @@ class OutputFormat(NamedTuple):
 
 # ---------------------------------------------------------------- csv: the competition's submission
 
-def _write_csv(path, id_map, genes, values, stage, bounds, log):
-    if bounds is not None:
-        return data.write_with_intervals(path, id_map, genes, values, bounds)
+def _write_csv(path, id_map, genes, blocks, stage, level, log):
+    if level is not None:
+        return data.write_with_intervals(path, id_map, genes, blocks, level)
     for stale in data.interval_paths(path).values():  # bounds of an earlier prediction: evaluate would score them
         if stale.is_file():
             stale.unlink()
             log(f"removed {stale}: it belonged to an earlier prediction (rerun with --interval for new bounds)")
-    return data.write_submission(path, id_map["id"], genes, values)
+    return data.write_submission(path, id_map["id"], genes, ((rows, values) for rows, values, _ in blocks))
 
 
 def _read_csv(path, layer, label_columns):
@@ -97,10 +100,10 @@ def parameters(stage):
                 entries=json.dumps([e.as_dict() for e in stage.entries]))
 
 
-def _write_h5ad(path, id_map, genes, values, stage, bounds, log):
+def _write_h5ad(path, id_map, genes, blocks, stage, level, log):
     from pertnet import h5ad
 
-    return h5ad.write_prediction(path, id_map, genes, values, stage.dataset_id, bounds, parameters(stage))
+    return h5ad.write_prediction(path, id_map, genes, blocks, stage.dataset_id, level, parameters(stage))
 
 
 def _read_h5ad(path, layer, label_columns):  # the genes are var_names: no label column can be taken for one
@@ -143,22 +146,30 @@ def of_file(file):
     return next((fmt for fmt in FORMATS.values() if Path(file).suffix == fmt.suffix), None)
 
 
-def pseudolabel_values(stage, submissions_dir, id_map, genes):
-    """The stage's pseudolabels: (id_map's pairs, their values in its source stage's submission, float32 in
-    `genes` order); no pairs for a stage without."""
+def pseudolabels(stage, submissions_dir, id_map, genes, folder, log=lambda line: None):
+    """The stage's pseudolabels, or None for a stage without: (id_map's canonical pairs, their values in its
+    source stage's submission as a `tablefile.Rows` in id_map's order). The values are read a block of rows at a
+    time into a pertnet/tablefile.py table in `folder`, named `.<stage>.pseudolabels.<random>.npy`: the caller's
+    to remove (a CV's work folder, prepare_data at its end)."""
+    file = pseudolabel_source(stage, submissions_dir)
+    if file is None:
+        return None
+    blocks = data.submission_blocks(file, id_map, genes)
+    table_path, order, done = Path(folder) / f".{stage}.pseudolabels.{uuid.uuid4().hex[:12]}.npy", np.empty(len(id_map), int), 0
+    with tablefile.TableWriter(table_path, (len(id_map), len(genes)), log) as writer:  # in the file's row order
+        for positions, values in blocks:
+            writer.write(slice(done, done + len(values)), slice(0, len(genes)), values)
+            order[positions], done = np.arange(done, done + len(values)), done + len(values)
+    return id_map[schemas.PAIR].reset_index(drop=True), tablefile.Rows(tablefile.TableFile(table_path), order)
+
+
+def pseudolabel_source(stage, submissions_dir):
+    """The submission a stage's pseudolabels come from (None for a stage without); a missing one is an error."""
     if stage not in defaults.PSEUDOLABEL_SOURCE:
-        return id_map[schemas.PAIR].iloc[:0], None
+        return None
     source = defaults.PSEUDOLABEL_SOURCE[stage]
     file = path(submissions_dir, source)
     if not file.is_file():
         raise UserError(f"{stage} trains on {source}'s predictions, but {file} does not exist; run "
                         f"`python -m repro --stage {source}` first (or `repro --stage {stage}`, which does)")
-    return id_map[schemas.PAIR].reset_index(drop=True), data.read_submission(file, id_map, genes)
-
-
-def pseudolabel_rows(stage, submissions_dir, id_map, genes):
-    """The stage's pseudolabels as rows of a frame: pairs, then genes (empty if none)."""
-    pairs, values = pseudolabel_values(stage, submissions_dir, id_map, genes)
-    if values is None:
-        return pd.DataFrame(columns=schemas.PAIR)  # no rows; 18,211 empty gene columns took seconds to make
-    return pd.concat([pairs, pd.DataFrame(values, columns=genes)], axis=1)
+    return file

@@ -86,18 +86,19 @@ def _prepare(options, train_path, from_h5ad, log):
         data.check_same_genes(order, genes, data_dir / data.SAMPLE_FILE, train_path.name)
     Vocabulary().fit(pairs.cell_type, pairs.sm_name).transform(
         id_map.cell_type, id_map.sm_name, source=str(data_dir / data.ID_MAP_FILE))
-    pseudolabel_pairs = id_map if stage in defaults.PSEUDOLABEL_SOURCE else id_map.iloc[:0]
-    memory.require_prepare(len(pairs), len(genes), len(pseudolabel_pairs), f"{train_path}")
-    pseudolabel_pairs, pseudolabels = outputs.pseudolabel_values(stage, options.submissions_dir, id_map, genes)
+    memory.require_prepare(len(pairs), len(genes), f"{train_path}")
     out = prepared_path(data_dir, stage)
-    targets_file = out.with_name(f"{stage}.targets.{uuid.uuid4().hex[:12]}.npy")  # named in the .npz: a pair
-    log(f"[{stage}] reading {train_path} ({len(pairs)} rows x {len(genes)} genes) a block of "
-        f"{tablefile.genes_at_once(len(pairs))} genes at a time -> {targets_file}")
-    shape = (len(pairs) + len(pseudolabel_pairs), len(genes))
-    with tablefile.TableWriter(targets_file, shape, log) as writer:
-        training_set = encode_blocks(pairs, genes, blocks, writer, options.seed,
-                                     None if pseudolabels is None else (pseudolabel_pairs, pseudolabels),
-                                     labels.as_json())
+    try:
+        pseudolabels = outputs.pseudolabels(stage, options.submissions_dir, id_map, genes, out.parent, log)
+        targets_file = out.with_name(f"{stage}.targets.{uuid.uuid4().hex[:12]}.npy")  # named in the .npz: a pair
+        log(f"[{stage}] reading {train_path} ({len(pairs)} rows x {len(genes)} genes) a block of "
+            f"{tablefile.genes_at_once(len(pairs))} genes at a time -> {targets_file}")
+        shape = (len(pairs) + (0 if pseudolabels is None else len(id_map)), len(genes))
+        with tablefile.TableWriter(targets_file, shape, log) as writer:
+            training_set = encode_blocks(pairs, genes, blocks, writer, options.seed, pseudolabels, labels.as_json())
+    finally:
+        for table in out.parent.glob(f".{stage}.pseudolabels.*.npy"):  # in the targets now (or a killed run's)
+            table.unlink()
     del training_set["train_targets"]
     vocab = Vocabulary.from_labels(training_set["vocabulary"])
     try:
@@ -110,7 +111,7 @@ def _prepare(options, train_path, from_h5ad, log):
     for stale in out.parent.glob(f"{stage}.targets.*.npy"):  # an earlier preparation's
         if stale != targets_file:
             stale.unlink()
-    log(f"[{stage}] prepared {len(training_set['train_inputs'])} training rows ({len(pseudolabel_pairs)} pseudolabels), "
+    log(f"[{stage}] prepared {len(training_set['train_inputs'])} training rows ({training_set['pseudolabel_rows']} pseudolabels), "
         f"{len(genes)} genes, vocabulary {len(vocab)}, {len(id_map)} test pairs in "
         f"{time.perf_counter() - started:.1f}s{memory.peak_note()} -> {out}")
     return out
@@ -219,25 +220,25 @@ def _predict(options, log):
     column = [position[gene] for gene in order]
     fmt = outputs.FORMATS[options.output_format]
     if options.interval is None:  # by blocks of pairs, written as they come
-        values, bounds = _reordered(stage.predict_blocks(inputs, log=log), column), None
+        blocks = ((rows, values, None) for rows, values in stage.predict_blocks(inputs, log=log))
     else:
-        values, bounds = _calibration(options).predict(stage, inputs, options.interval, _calibration_path(options))
-        values, bounds = values[:, column], bounds.columns(column)
-    out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order, values, stage, bounds,
-                    log)
-    with_bounds = "" if bounds is None else f", with bounds at {options.interval:g} beside it"
+        blocks = _calibration(options).predict_blocks(stage, inputs, options.interval, _calibration_path(options), log)
+    out = fmt.write(outputs.path(options.submissions_dir, stage_name, fmt.name), id_map, order,
+                    _reordered(blocks, column), stage, options.interval, log)
+    with_bounds = "" if options.interval is None else f", with bounds at {options.interval:g} beside it"
     log(f"[{stage_name}] predicted {len(id_map)} pairs x {len(order)} genes with {len(stage.entries)} entries "
         f"in {time.perf_counter() - started:.1f}s -> {out}{with_bounds}")
     return out
 
 
 def _reordered(blocks, column):
-    """(rows, values) blocks with their genes in `column` order (each gene's values contiguous, as the writers
-    take them), each block's values let go once reordered."""
-    for rows, values in blocks:
+    """(rows, values, bounds or None) blocks with their genes in `column` order (each gene's values contiguous, as
+    the writers take them), each block let go once reordered."""
+    for rows, values, bounds in blocks:
         values = values.T[column].T
-        yield rows, values
-        del values
+        bounds = None if bounds is None else bounds.columns(column)
+        yield rows, values, bounds
+        del values, bounds
 
 
 def _recorded_labels(options, stage):

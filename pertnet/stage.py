@@ -26,13 +26,11 @@ PAIRS_AT_ONCE = 1024  # pairs predicted at a time: the ensemble of a block is 1,
 
 def encode(train, genes, seed, pseudolabels=None, label_columns=""):
     """The training set of a training frame in memory (validated rows: pertnet/data.py) plus pseudolabel rows
-    (a frame of pairs and genes): `encode_blocks` with the targets in memory."""
+    ((pairs, values) or None): `encode_blocks` with the targets in memory."""
     values = train[genes].to_numpy(np.float32)
-    extra = None if pseudolabels is None or not len(pseudolabels) else \
-        (pseudolabels[["cell_type", "sm_name"]], pseudolabels[genes].to_numpy(np.float32))
-    targets = tablefile.InMemory((len(values) + (0 if extra is None else len(extra[1])), len(genes)))
-    return encode_blocks(train[["cell_type", "sm_name"]], genes, tablefile.gene_blocks(values), targets, seed, extra,
-                         label_columns)
+    targets = tablefile.InMemory((len(values) + (0 if pseudolabels is None else len(pseudolabels[0])), len(genes)))
+    return encode_blocks(train[["cell_type", "sm_name"]], genes, tablefile.gene_blocks(values), targets, seed,
+                         pseudolabels, label_columns)
 
 
 def encode_blocks(pairs, genes, blocks, targets, seed, pseudolabels=None, label_columns=""):
@@ -49,18 +47,19 @@ def encode_blocks(pairs, genes, blocks, targets, seed, pseudolabels=None, label_
         targets.write(slice(0, len(order)), columns, values[order])
         low[columns], high[columns] = values.min(axis=0), values.max(axis=0)
     if pseudolabels is not None and len(pseudolabels[0]):
-        targets.write(slice(len(order), len(order) + len(pseudolabels[0])), slice(0, len(genes)), pseudolabels[1])
+        for columns, values in tablefile.gene_blocks(pseudolabels[1]):
+            targets.write(slice(len(order), len(order) + len(pseudolabels[0])), columns, values)
     return dict(_labelled(pairs.iloc[order], pseudolabels, genes, label_columns), clip_low=low, clip_high=high,
                 train_targets=getattr(targets, "array", None))
 
 
 def encode_rows(pairs, genes, table, rows, seed, pseudolabels=None, label_columns=""):
     """`encode`'s training set of rows `rows` of a table (`pairs`: the table's; a pertnet/tablefile.py table
-    or an array) without a copy of them: its targets read the rows in their shuffled order, then the
-    pseudolabels' values (a `tablefile.Rows`). What a cross-validation fold trains on."""
+    or an array) plus pseudolabel rows ((pairs, values: a table or an array) or None), without a copy of
+    either: its targets read the rows in their shuffled order, then the pseudolabels' (a `tablefile.Rows`).
+    What a cross-validation fold trains on."""
     order = shuffled_order(pairs.iloc[rows], seed)
-    extra = None if pseudolabels is None or not len(pseudolabels) else \
-        (pseudolabels[["cell_type", "sm_name"]], pseudolabels[genes].to_numpy(np.float32))
+    extra = None if pseudolabels is None or not len(pseudolabels[0]) else pseudolabels
     low, high = np.empty(len(genes), np.float32), np.empty(len(genes), np.float32)
     for columns, values in tablefile.gene_blocks(tablefile.Rows(table, rows)):
         low[columns], high[columns] = values.min(axis=0), values.max(axis=0)

@@ -207,7 +207,7 @@ def tune_entry(options, entry_id, search, log=print):
         def objective(trial, executor):
             trial.set_user_attr("worker", WORKER)
             entry = dataclasses.replace(base, weight=1, **fixed, **suggest(trial, space))  # alone: weight 1
-            too_big = memory.unfit([entry], len(cv.pairs) + len(cv.pseudolabels), labels)
+            too_big = memory.unfit([entry], len(cv.pairs) + cv.pseudolabel_rows, labels)
             if too_big:  # outside what this machine can train: not part of the search space
                 trial.set_user_attr("note", too_big)
                 raise optuna.TrialPruned()

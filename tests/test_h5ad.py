@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import TINY_GENES
-from pertnet import UserError, h5ad, synthetic
+from pertnet import UserError, h5ad, intervals, synthetic, tablefile
 
 LAYERS = r"P\.Value, adj\.P\.Value, clipped_sign_log10_pval, is_de, is_de_adj, logFC, sign_log10_pval"  # a regex
 
@@ -31,6 +31,21 @@ def test_the_h5ad_holds_the_parquet_values_in_both_layers(h5ad_data):
     assert np.array_equal(clipped, np.clip(values, -4, 4)) and np.abs(values).max() > 4
 
 
+def test_sparse_layers_read_as_the_dense_one(h5ad_data, tmp_path, monkeypatch):
+    """A CSR layer (laid out by genes on disk a window of rows at a time) and a CSC one give the dense values."""
+    import scipy.sparse
+
+    adata = anndata.read_h5ad(h5ad_data / "de_train.h5ad")
+    dense = adata.layers[h5ad.DEFAULT_LAYER]
+    dense[np.abs(dense) < 1] = 0  # sparse in earnest
+    adata.layers["csr"], adata.layers["csc"] = scipy.sparse.csr_matrix(dense), scipy.sparse.csc_matrix(dense)
+    adata.write_h5ad(tmp_path / "sparse.h5ad")
+    monkeypatch.setattr(tablefile, "BLOCK_BYTES", 7 * 4 * adata.n_obs)  # 7 genes at a time
+    monkeypatch.setattr(tablefile, "WINDOW_BYTES", 5 * 4 * adata.n_vars)  # 5 rows at a time
+    for layer in ("csr", "csc"):
+        assert np.array_equal(h5ad.read_observations(tmp_path / "sparse.h5ad", layer)[2], dense.astype(np.float32))
+
+
 def test_a_missing_layer_lists_the_layers_present(h5ad_data):
     with pytest.raises(UserError, match=rf"no layer 'counts'; layers present: {LAYERS}"):
         h5ad.read_observations(h5ad_data / "de_train.h5ad", layer="counts")
@@ -46,12 +61,20 @@ def test_the_prediction_file_has_the_benchmark_fields(tmp_path, h5ad_data):
     id_map = pd.read_csv(h5ad_data / "id_map.csv")
     genes = ["G1", "G2", "G3"]
     values = np.arange(len(id_map) * 3, dtype=np.float32).reshape(-1, 3)
-    path = h5ad.write_prediction(tmp_path / "prediction.h5ad", id_map, genes, values, "my_dataset")
+    uncertainty = np.linspace(1, 2, len(id_map))
+    bounds = intervals.Bounds(values - 1, values + 2, uncertainty, 0.9)
+    half = len(id_map) // 2  # written in two blocks of pairs, as `predict` writes them
+    blocks = [(rows, values[rows], bounds._replace(lower=bounds.lower[rows], upper=bounds.upper[rows],
+                                                   uncertainty=uncertainty[rows]))
+              for rows in (slice(0, half), slice(half, len(id_map)))]
+    path = h5ad.write_prediction(tmp_path / "prediction.h5ad", id_map, genes, blocks, "my_dataset", 0.9)
     written = anndata.read_h5ad(path)
     assert list(written.obs_names) == [str(i) for i in id_map["id"]]
     assert list(written.var_names) == genes
     assert written.layers["prediction"].dtype == np.float64  # the benchmark's spec: double
-    assert np.array_equal(written.layers["prediction"], values)
+    assert np.array_equal(written.layers["prediction"], values) and np.array_equal(written.X, values)
+    assert np.array_equal(written.layers["lower"], values - 1) and np.array_equal(written.layers["upper"], values + 2)
+    assert np.array_equal(written.obs["uncertainty"], uncertainty) and written.uns["interval_level"] == 0.9
     assert written.uns["dataset_id"] == "my_dataset"
     assert written.uns["method_id"] == h5ad.METHOD_ID
     assert [p.name for p in tmp_path.iterdir()] == ["prediction.h5ad"]

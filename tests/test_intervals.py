@@ -13,6 +13,7 @@ import prepare_data
 import train
 from conftest import dirs
 from pertnet import UserError, cli, data, ensemble, intervals, tablefile
+from pertnet import stage as stage_module
 from pertnet.entries import stage_entries
 from pertnet.stage import Stage
 
@@ -125,7 +126,7 @@ def test_a_calibration_refuses_other_models_and_levels_its_rows_cannot_support(t
         loaded.check(stage(2, ["a", "b", "x"]), path)
 
 
-def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny_data, capsys):
+def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny_data, capsys, monkeypatch):
     """The commands as a user runs them; the submission is the same, byte for byte, with or without bounds."""
     folders = [*map(str, dirs(tmp_path, tiny_data))]
     common = ["--stage", "simple", *folders]
@@ -156,6 +157,11 @@ def test_calibrate_predict_with_bounds_and_measure_their_coverage(tmp_path, tiny
 
     assert cli.run(predict.main, [*common, "--interval", "0.8"]) == 0
     assert (submissions / "simple_submission.csv").read_bytes() == plain
+    written = {path.name: pd.read_csv(path) for path in submissions.iterdir()}
+    monkeypatch.setattr(stage_module, "PAIRS_AT_ONCE", 7)  # written 7 pairs at a time: the same tables, up to the
+    assert cli.run(predict.main, [*common, "--interval", "0.8"]) == 0  # rounding of a smaller batch in the nets
+    for name, table in written.items():
+        pd.testing.assert_frame_equal(pd.read_csv(submissions / name), table, rtol=1e-5, atol=1e-6)
     lower, upper = (pd.read_csv(submissions / f"simple_{kind}.csv") for kind in ("lower", "upper"))
     prediction = pd.read_csv(submissions / "simple_submission.csv")
     assert list(lower.columns) == list(prediction.columns) == list(upper.columns)  # id, then the genes

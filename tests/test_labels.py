@@ -14,7 +14,7 @@ import prepare_data
 import repro
 import tune
 from conftest import TINY_GENES, dirs
-from pertnet import UserError, cli, crossval, data, synthetic
+from pertnet import UserError, cli, crossval, data, schemas, synthetic, tablefile
 from pertnet.labels import Labels
 from pertnet.options import Options
 
@@ -151,18 +151,24 @@ def test_numeric_metadata_in_a_dataframe_is_never_a_gene(dose_source):
     assert "n_cells" not in model.genes_ and len(model.genes_) == TINY_GENES
 
 
-def test_replicates_are_refused_or_averaged(dose_source, capsys):
+def test_replicates_are_refused_or_averaged(dose_source, capsys, tmp_path, monkeypatch):
     frame = pd.read_parquet(dose_source / "de_train.parquet")
     labels = Labels(perturbation=("sm_name", "dose"))
     doubled = pd.concat([frame, frame.iloc[:5].assign(**{"G001": frame["G001"].iloc[:5] + 2.0})], ignore_index=True)
     with pytest.raises(UserError, match=r"5 \(cell_type, sm_name, dose\) combination\(s\) occur more than once.*"
                                         r"--replicates mean"):
         data.training_data(doubled, labels=labels)
-    averaged = data.training_data(doubled, labels=Labels(perturbation=("sm_name", "dose"), replicates="mean"))[0]
+    averaged_labels = Labels(perturbation=("sm_name", "dose"), replicates="mean")
+    averaged = data.training_data(doubled, labels=averaged_labels)[0]
     assert len(averaged) == len(frame)
     assert averaged["G001"].iloc[:5].to_numpy() == pytest.approx(frame["G001"].iloc[:5].to_numpy() + 1.0, rel=1e-6)
     assert "5 label combination(s) repeat in 10 rows; each is the mean of its rows (--replicates mean)" in \
         capsys.readouterr().out
+    doubled.to_parquet(tmp_path / "doubled.parquet")  # from a file, a block of 7 genes at a time: the same means
+    monkeypatch.setattr(tablefile, "BLOCK_BYTES", 7 * 4 * len(doubled))
+    pairs, genes, blocks, _ = data.training_values(tmp_path / "doubled.parquet", averaged_labels)
+    assert pairs.equals(averaged[schemas.PAIR]) and genes == schemas.gene_columns(averaged.columns)
+    assert np.array_equal(tablefile.from_blocks((len(pairs), len(genes)), blocks), averaged[genes].to_numpy())
 
 
 def test_a_dose_names_one_label_whichever_file_it_comes_from():
