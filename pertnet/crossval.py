@@ -339,7 +339,9 @@ def score_folds(cv, results, residuals, spreads, log=print, keep_predictions=Fal
     total = sum(int(fold.held_out.sum()) for fold in cv.folds)
     for result in results:
         fold = result.fold
-        baselines = reports.Baselines(cv.pairs, cv.table, np.flatnonzero(~fold.held_out), cv.genes,
+        training_rows = np.flatnonzero(~fold.held_out)
+        baselines = reports.Baselines(cv.pairs.iloc[training_rows],
+                                      tablefile.gene_blocks(tablefile.Rows(cv.table, training_rows)), cv.genes,
                                       cv.pairs[fold.held_out], cv.source)
         parts = []
         for block in result.blocks:

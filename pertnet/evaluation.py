@@ -8,9 +8,12 @@ bounds' coverage pertnet/coverage.py's and the plot pertnet/plots.py's.
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from pertnet import bundle, data, plots, report as reports
 from pertnet.alignment import align
 from pertnet.coverage import score_intervals
+from pertnet.errors import UserError
 from pertnet.labels import Labels
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
@@ -43,8 +46,7 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
     predictions = {"model": predicted}
     train_path = data.training_file(data_dir, train_file)
     if train_path.is_file() and (pairs["cell_type"] != "all").all():
-        predictions.update(reports.baselines(data.read_training(train_path, layer, labels)[0], pairs, genes,
-                                             truth_path))
+        predictions.update(_baselines(train_path, layer, labels, pairs, genes, truth_path))
     else:
         log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
     report, rows = reports.build_report(
@@ -55,6 +57,19 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
     report["wall_s"] = round(time.perf_counter() - started, 1)
     worst = [(name, predicted[row] - truth[row]) for row, name in reports.worst_rows(rows["model"]["mrrmse"], pairs)]
     return report, dict(rows=rows, pairs=pairs, worst=worst)
+
+
+def _baselines(train_path, layer, labels, pairs, genes, source):
+    """Each baseline's prediction of `pairs` (in `genes` order), fitted on the training file read a block of
+    genes at a time."""
+    train_pairs, train_genes, blocks, _ = data.training_values(train_path, labels, layer)
+    missing = [gene for gene in genes if gene not in set(train_genes)]
+    if missing:
+        raise UserError(f"{source}: {len(missing)} gene(s) not in {train_path} (e.g. {', '.join(missing[:5])}), so "
+                        "the baselines cannot predict them; score against a truth file of the training file's genes")
+    baselines = reports.Baselines(train_pairs, blocks, train_genes, pairs, source).predict(pairs)
+    column = pd.Index(train_genes).get_indexer(genes)
+    return {key: values[:, column] for key, values in baselines.items()}
 
 
 def show(report_and_details, json_path=None, plot_path=None, log=print):

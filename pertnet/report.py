@@ -6,30 +6,30 @@ import json
 import numpy as np
 import pandas as pd
 
-from pertnet import intervals, metrics, schemas, tablefile
+from pertnet import intervals, metrics, schemas
 from pertnet.errors import UserError
 from pertnet.files import write_text
 
 
 class Baselines:
-    """The baselines of some rows of a training table (pairs: the table's; table: a pertnet/tablefile.py table
-    or an array, read a block of genes at a time) for `pairs_to_predict` (whose cell types and compounds must
-    occur in those rows; `source` names them): the mean per gene of the rows of each of their compounds and
-    cell types, and of all rows, held for those groups only; `predict` gives them to any of those pairs."""
+    """The baselines of training rows (`pairs`, their canonical pairs; `blocks`, their values as (genes: a
+    slice, values) blocks of `genes`, as `tablefile.gene_blocks` reads a table) for `pairs_to_predict` (whose
+    cell types and compounds must occur in those rows; `source` names them): the mean per gene of the rows of
+    each of their compounds and cell types, and of all rows, held for those groups only; `predict` gives them
+    to any of those pairs."""
 
-    def __init__(self, pairs, table, rows, genes, pairs_to_predict, source):
-        train = pairs.iloc[rows]
+    def __init__(self, pairs, blocks, genes, pairs_to_predict, source):
         for column in schemas.PAIR:
-            unknown = sorted(set(pairs_to_predict[column]) - set(train[column]))
+            unknown = sorted(set(pairs_to_predict[column]) - set(pairs[column]))
             if unknown:
                 raise UserError(f"{source}: no training rows for {column} {unknown[:5]}, so the baselines cannot "
                                 "predict their pairs; score pairs whose cell type and compound occur in training")
-        keys = {column: train[column].to_numpy() if column != "all" else np.zeros(len(train), int)
+        keys = {column: pairs[column].to_numpy() if column != "all" else np.zeros(len(pairs), int)
                 for _, column in metrics.BASELINES.values() if column is not None}
         self.groups = {column: pd.Index(sorted(set(pairs_to_predict[column])) if column != "all" else [0])
                        for column in keys}  # only the groups of the pairs to predict are kept
         self.means = {column: np.empty((len(self.groups[column]), len(genes)), np.float32) for column in keys}
-        for columns, values in tablefile.gene_blocks(tablefile.Rows(table, rows)):
+        for columns, values in blocks:
             for column, key in keys.items():  # pandas' mean per group and gene, as over the whole table
                 means = pd.DataFrame(values).groupby(key).mean()
                 self.means[column][:, columns] = means.loc[self.groups[column]].to_numpy(np.float32)
@@ -44,12 +44,6 @@ class Baselines:
                 group = self.groups[column].get_indexer(np.zeros(len(pairs), int) if column == "all" else pairs[column])
                 out[key] = self.means[column][group]
         return out
-
-
-def baselines(train, pairs, genes, source):
-    """Each baseline's prediction of `pairs` from the training rows `train` (a frame in memory)."""
-    return Baselines(train[schemas.PAIR], train[genes].to_numpy(np.float32), np.arange(len(train)), genes, pairs,
-                     source).predict(pairs)
 
 
 def label(key, report):

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pertnet import metrics, report
+from pertnet import metrics, report, schemas, tablefile
 
 TRUTH = np.array([[1.0, 2.0, 3.0, 4.0],
                   [0.0, 0.0, 0.0, 0.0]])
@@ -92,5 +92,7 @@ def test_baselines():
                           "g1": [1.0, 3.0, 5.0], "g2": [0.0, 2.0, 4.0]})
     pairs = pd.DataFrame({"cell_type": ["B"], "sm_name": ["y"]})
     expected = {"zeros": [0, 0], "compound_mean": [3, 2], "cell_type_mean": [5, 4], "training_mean": [3, 2]}
-    for key, prediction in report.baselines(train, pairs, ["g1", "g2"], "the training rows").items():
+    baselines = report.Baselines(train[schemas.PAIR], tablefile.gene_blocks(train[["g1", "g2"]].to_numpy(), 4),
+                                 ["g1", "g2"], pairs, "the training rows")  # a block of each gene
+    for key, prediction in baselines.predict(pairs).items():
         assert prediction.tolist() == [expected[key]], key

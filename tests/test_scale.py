@@ -21,19 +21,22 @@ from pertnet.entries import stage_entries
 MEASURED = """
 import sys
 import numpy as np
-from pertnet import entries, memory, pipeline, tablefile, targets, training  # all of it imported before the baseline
-import evaluate, prepare_data, train
+from pertnet import entries, memory, pipeline, stage, tablefile, targets, training  # imported before the baseline
+import evaluate, predict, prepare_data, train
 tablefile.BLOCK_BYTES = targets.PRODUCT_BLOCK_BYTES = 2 ** 22
+stage.PAIRS_AT_ONCE = 64
 targets.EXACT_UP_TO, targets.POWER_ITERATIONS = 64, 1  # the same sketches held, fewer passes over them
 entry = entries.stage_entries("simple", 1, 1)[0]  # TensorFlow's own start-up too, on a tiny training
 training.train_entry(entry, np.zeros((8, 2), np.int32), np.zeros((8, entry.n_dim), np.float32), 2, [0])
 quick = ["--reps", "1", "--epochs", "1"]
-for command, extra in ((prepare_data, []), (train, quick), (evaluate, ["--cv", *quick])):
+steps = (("prepare_data", prepare_data, []), ("train", train, quick), ("cv", evaluate, ["--cv", *quick]),
+         ("predict", predict, ["--interval", "0.9"]))
+for name, command, extra in steps:
     with open("/proc/self/clear_refs", "w") as peak:
         peak.write("5")  # the peak starts again from what is held now
     baseline = memory.held_bytes()
     assert command.main(["--stage", "simple", *sys.argv[1:], *extra]) in (0, None)
-    print("GROWTH", command.__name__, memory.peak_bytes() - baseline)
+    print("GROWTH", name, memory.peak_bytes() - baseline)
 """
 
 
@@ -49,7 +52,7 @@ def screen(tmp_path_factory):
     return folder
 
 
-def test_prepare_train_and_the_cross_validation_hold_a_block_not_the_table(screen, tmp_path):
+def test_prepare_train_the_cross_validation_and_predict_hold_a_block_not_the_table(screen, tmp_path):
     """Before, the table was read whole: here prepare_data grew by 6.4 times its size, train by 3.7 times, and
     `evaluate --cv`, which held the training rows, each fold's copy of them and its held-out prediction,
     spread, truth and baselines, and the calibration's stacks of all of them, by 20.7 times. Now prepare_data
@@ -57,15 +60,19 @@ def test_prepare_train_and_the_cross_validation_hold_a_block_not_the_table(scree
     training's own; the CV's table is a file in its work folder, each fold trains on a view of its rows, and
     the held-out rows are scored and calibrated by blocks: what grows is TensorFlow's training of the folds
     side by side, a block's arrays (each a few rows x every gene) and the compounds' mean baseline
-    (compounds x genes), about 4 times the table here, where a Tahoe-size table has 50 rows per compound."""
+    (compounds x genes), about 4 times the table here, where a Tahoe-size table has 50 rows per compound.
+    `predict --interval` held the whole prediction, its spread and bounds (and reordered copies); now a block
+    of pairs of each, written as it comes."""
     table = 2700 * 10000 * 4
     result = subprocess.run([sys.executable, "-c", MEASURED, *map(str, dirs(tmp_path, screen))],
                             cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr[-2000:]
     growth = {line.split()[1]: int(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("GROWTH")}
-    for command, bound in (("prepare_data", 2), ("train", 2), ("evaluate", 8)):
+    for command, bound in (("prepare_data", 2), ("train", 2), ("cv", 8)):
         assert growth[command] < bound * table, \
             f"{command} grew by {growth[command] / 2 ** 20:.0f} MB for a {table / 2 ** 20:.0f} MB table"
+    prediction = 900 * 10000 * 4  # `predict --interval` of the 900 pairs: 238 MB before (6.6 times), 43 MB now
+    assert growth["predict"] < 3 * prediction, f"predict --interval grew by {growth['predict'] / 2 ** 20:.0f} MB"
     assert "2 folds x 2 repeats" in result.stdout and not list((tmp_path / "models").glob(".pertnet-cv-*"))
 
 
