@@ -136,7 +136,7 @@ def test_the_cross_validation_on_a_local_cluster_scores_what_the_serial_one_scor
     (tmp_path / "stages.json").write_text(json.dumps({"stage_1": STAGES["stage_1"][:2]}))
     scores = {}
     for name, extra in (("serial", []), ("cluster", ["--workers", "2"])):
-        done = run_cli("evaluate", "--stage", "stage_1", "--cv", "--reps", "1", "--epochs", "2", "--stages",
+        done = run_cli("evaluate", "--stage", "stage_1", "--cv", "--reps", "1", "--epochs", "1", "--stages",
                        tmp_path / "stages.json", "--json", tmp_path / f"{name}.json", "--tuning-dir", tmp_path / "none",
                        *dirs(tmp_path / name, tiny_data), *extra, cwd=tmp_path)
         assert done.returncode == 0, done.stderr[-3000:]
