@@ -36,7 +36,7 @@ def test_submission_format_round_trip(tmp_path, tiny_source):
 
 
 @pytest.mark.parametrize("bad,message", [("text", "not a valid csv file"), ("1.5", "whole numbers"),
-                                         ("short", "a row has .* fields but its header names")])
+                                         ("short", "fields but its header names")])
 def test_a_damaged_submission_is_named(tmp_path, tiny_source, bad, message):
     id_map = data.read_id_map(tiny_source / "id_map.csv")
     genes = data.read_gene_order(tiny_source / "sample_submission.csv", id_map)
