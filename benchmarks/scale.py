@@ -17,7 +17,9 @@ their ratio.
 
 At each --cv-rows, `evaluate --stage simple --cv` (1 rep x 1 epoch per fold) on a screen of 10 cell types whose
 last 2 hold out a tenth of the compounds: the author's rule makes 8 folds x 2 repeats of it (the design above
-would make 72). Its wall time and peak RSS, and the CV's own lines (the SVD bases, the scoring, the calibration).
+would make 72). Its wall time and peak RSS, and the CV's own lines (the SVD bases, the scoring, the calibration),
+into --cv-out, where each size replaces only its own earlier result (57,000 rows take about two hours:
+`--rows --cv-rows 57000` runs it alone).
 """
 import argparse
 import json
@@ -141,8 +143,11 @@ def main():
         plot(results, args.plot)
         print(json.dumps(results, indent=1))
     cv_results = [cross_validation(rows, args.genes) for rows in args.cv_rows]
-    if cv_results:
-        args.cv_out.write_text(json.dumps(cv_results, indent=1))
+    if cv_results:  # each size replaces its own earlier result: the sizes are hours apart, run one at a time
+        measured = {r["rows"] for r in cv_results}
+        earlier = json.loads(args.cv_out.read_text()) if args.cv_out.is_file() else []
+        kept = [r for r in earlier if r["rows"] not in measured]
+        args.cv_out.write_text(json.dumps(sorted(kept + cv_results, key=lambda r: r["rows"]), indent=1))
         print(json.dumps(cv_results, indent=1))
 
 
