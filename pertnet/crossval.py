@@ -70,9 +70,8 @@ class CrossValidation:
     pairs: the training rows' validated canonical pairs; table: their values (rows, genes), a
     pertnet/tablefile.py table or an array, read by blocks; id_map: the pairs to predict, whose design sets
     the folds; pseudolabels: rows every fold trains on (stage_2's: (pairs, values: a table or an array), or
-    None); source: the training data's name in
-    messages; work_parent: where the work folder goes (default: the system's temporary folder). `from_files`
-    reads them as the commands do."""
+    None); source: the training data's name in messages; work_parent: where the work folder goes (default:
+    the system's temporary folder). `from_files` reads them as the commands do."""
 
     def __init__(self, pairs, table, genes, id_map, pseudolabels, stage_name, seed, source, log=print,
                  work_parent=None):

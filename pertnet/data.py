@@ -419,14 +419,6 @@ def check_same_genes(genes, expected, path, expected_source):
 SUBMISSION_BLOCK_BYTES = 16 * 2 ** 20  # a submission's rows parsed at a time, as float64: 115 rows of 18,211 genes
 
 
-def read_submission(path, id_map, genes):
-    """A submission's values as float32 in memory (rows in id_map order, columns in `genes` order)."""
-    out = np.empty((len(id_map), len(genes)), np.float32)
-    for positions, values in submission_blocks(path, id_map, genes):
-        out[positions] = values
-    return out
-
-
 def submission_blocks(path, id_map, genes):
     """A submission's values a block of rows at a time, in the file's row order: (each row's position in
     id_map, its float32 values in `genes` order). The header is checked at once; the rows as they are read

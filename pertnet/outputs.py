@@ -155,7 +155,8 @@ def pseudolabels(stage, submissions_dir, id_map, genes, folder, log=lambda line:
     if file is None:
         return None
     blocks = data.submission_blocks(file, id_map, genes)
-    table_path, order, done = Path(folder) / f".{stage}.pseudolabels.{uuid.uuid4().hex[:12]}.npy", np.empty(len(id_map), int), 0
+    table_path = Path(folder) / f".{stage}.pseudolabels.{uuid.uuid4().hex[:12]}.npy"
+    order, done = np.empty(len(id_map), int), 0  # each id_map row's row in the file
     with tablefile.TableWriter(table_path, (len(id_map), len(genes)), log) as writer:  # in the file's row order
         for positions, values in blocks:
             writer.write(slice(done, done + len(values)), slice(0, len(genes)), values)
