@@ -1,26 +1,54 @@
 """A submission and a truth file, read and matched: rows by (cell_type, sm_name), or by id through an
-id_map; genes by name. What `python -m evaluate` scores (pertnet/evaluation.py)."""
+id_map; genes by name. What `python -m evaluate` scores (pertnet/evaluation.py).
+
+Each file is read by blocks into a float64 table on disk (pertnet/tablefile.py) and checked as it
+comes; only the narrow frames of row names are held and merged. The scoring then reads a block of the
+truth's rows at a time, with the same rows of each matched file: memory holds a block, never a file.
+"""
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from pertnet import data, outputs, schemas
+from pertnet import data, outputs, schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.labels import Labels
 
+ROWS_AT_ONCE = 128  # truth rows scored at a time (a multiple of metrics.row_scores' blocks: the same floats)
 
-def read_table(path, role, layer=None, labels=Labels()):
-    """(the non-gene columns as a frame, the genes, their values) of a prediction file (pertnet/outputs.py's
-    formats, by suffix) or a parquet table. layer: an h5ad's layer (default: `prediction` in a prediction
-    file, else sign_log10_pval)."""
+
+def _blocks(path, layer, labels):
+    """(the non-gene columns as a frame, the genes, their values as (rows, genes, values) blocks) of a
+    prediction file (pertnet/outputs.py's formats, by suffix) or a parquet table. layer: an h5ad's layer
+    (default: `prediction` in a prediction file, else sign_log10_pval)."""
     fmt = outputs.of_file(path)
+    if fmt is None and Path(path).suffix == ".parquet":
+        frame, genes, blocks = data.parquet_blocks(path, labels)
+        return frame, genes, ((slice(0, len(frame)), columns, values) for columns, values in blocks)
+    return (fmt or outputs.FORMATS[outputs.SUBMISSION]).blocks(path, layer, labels)
+
+
+def read_table(path, role, layer, labels, folder):
+    """(the non-gene columns, the genes, their values as a float64 table file in `folder`, the error its NaN and
+    infinities make, naming their rows, or None) of a file scored (role: "submission", "truth", ...): that error
+    is raised after the checks of the rows and genes, which say more."""
     try:
-        if fmt is None and Path(path).suffix == ".parquet":
-            return data.read_parquet(path, labels)
-        return (fmt or outputs.FORMATS[outputs.SUBMISSION]).read(path, layer, labels)
+        frame, genes, blocks = _blocks(path, layer, labels)
+        bad_rows, bad = np.zeros(len(frame), bool), 0
+        with tablefile.TableWriter(Path(folder) / f"{role}.npy", (len(frame), len(genes)), dtype=np.float64) as table:
+            for rows, columns, values in blocks:
+                finite = np.isfinite(values)
+                if not finite.all():
+                    bad_rows[rows] |= ~finite.all(axis=1)
+                    bad += int((~finite).sum())
+                table.write(rows, columns, values)
     except (TypeError, ValueError):
         raise UserError(f"{path}: the {role}'s gene columns must hold numbers") from None
+    rows = np.flatnonzero(bad_rows).tolist()
+    nonfinite = UserError(f"{path}: {bad} NaN or infinite value(s) in {len(rows)} row(s) of the {role} "
+                          f"(e.g. rows {rows[:5]}); every prediction must be a number") if bad else None
+    return frame, genes, tablefile.TableFile(Path(folder) / f"{role}.npy"), nonfinite
 
 
 def _keyed(frame, path, id_map, labels):
@@ -42,49 +70,74 @@ def _keyed(frame, path, id_map, labels):
                                                                                     on="id", how="left")
 
 
-def _finite(values, path, role):
-    """float64 values in the layout pandas gave (each gene contiguous), so that row sums add in the
-    same order and scores match earlier reports to the last digit; NaN and infinities are errors."""
-    values = np.asfortranarray(values, np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = sorted(set(np.nonzero(bad)[0].tolist()))
-        raise UserError(f"{path}: {int(bad.sum())} NaN or infinite value(s) in {len(rows)} row(s) of the {role} "
-                        f"(e.g. rows {rows[:5]}); every prediction must be a number")
-    return values
+class Matched(NamedTuple):
+    """A file matched to the truth: its values (a table file), its row for each truth row, its column for
+    each truth gene, and the key its rows were matched by (schemas.PAIR, or ["id"])."""
+    table: tablefile.TableFile
+    rows: np.ndarray
+    columns: np.ndarray
+    key: list
 
 
-def align(submission_path, truth_path, id_map=None, layer=None, submission_layer=None, labels=Labels()):
-    """Rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there is
-    no id_map), genes by name. Returns (pairs frame in the truth's row order, predictions, truth, genes).
-    layer: the truth's layer, where it is an h5ad file (submission_layer: the submission's). Only the
-    narrow frames of row names are merged; the values are picked with index arrays."""
-    tables = {}
-    for role, path in (("submission", submission_path), ("truth", truth_path)):
-        frame, genes, values = read_table(path, role, layer if role == "truth" else submission_layer, labels)
-        tables[role] = _keyed(frame, path, id_map, labels), genes, values
-    (submission, submission_genes, predicted), (truth, genes, true) = tables["submission"], tables["truth"]
-    key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (submission, truth)) else ["id"]
-    if key == ["id"] and not all("id" in f.columns for f in (submission, truth)):
-        raise UserError(f"{submission_path} and {truth_path}: one names its pairs, the other only ids; "
-                        "give --data-dir a folder with the id_map.csv that maps the ids to pairs")
-    data.check_same_genes(submission_genes, genes, submission_path, truth_path)
-    for path, frame in ((submission_path, submission), (truth_path, truth)):
-        duplicated = frame[key][frame[key].duplicated()]
-        if len(duplicated):
-            raise UserError(f"{path}: {len(duplicated)} row(s) repeat a {'/'.join(key)} "
-                            f"(e.g. {duplicated.head(3).values.tolist()}); keep one per pair")
-    truth_keys, submission_keys = (list(map(tuple, f[key].to_numpy().tolist())) for f in (truth, submission))
-    differ = schemas.differences(submission_keys, truth_keys)
-    if differ:
-        raise UserError(f"{submission_path}: its rows differ from {truth_path}'s: {differ}; "
-                        "score a submission of the same pairs")
-    row = {k: i for i, k in enumerate(submission_keys)}
-    column = {gene: i for i, gene in enumerate(submission_genes)}
-    predicted = predicted[np.ix_([row[k] for k in truth_keys], [column[g] for g in genes])]  # the truth's order
-    pairs = truth[key].reset_index(drop=True)
-    if key == ["id"]:
-        pairs = pairs.assign(cell_type="all", sm_name=pairs["id"].astype(str))
-    return pairs[schemas.PAIR], _finite(predicted, submission_path, "submission"), _finite(true, truth_path, "truth"), genes
+class Truth:
+    """A truth file read into a table in `folder`, and the files matched to it (`match`), read a block of the
+    truth's rows at a time (`blocks`). layer: the truth's layer, where it is an h5ad file."""
 
+    def __init__(self, path, id_map=None, layer=None, labels=Labels(), folder="."):
+        self.path, self.id_map, self.labels, self.folder = path, id_map, labels, folder
+        frame, self.genes, self.table, self.nonfinite = read_table(path, "truth", layer, labels, folder)
+        self.frame = _keyed(frame, path, id_map, labels)
 
+    def match(self, path, role="submission", layer=None):
+        """`path`'s rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there
+        is no id_map), its genes by name: a `Matched`. layer: its layer, where it is an h5ad file."""
+        frame, genes, table, nonfinite = read_table(path, role, layer, self.labels, self.folder)
+        frame, truth = _keyed(frame, path, self.id_map, self.labels), self.frame
+        key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (frame, truth)) else ["id"]
+        if key == ["id"] and not all("id" in f.columns for f in (frame, truth)):
+            raise UserError(f"{path} and {self.path}: one names its pairs, the other only ids; "
+                            "give --data-dir a folder with the id_map.csv that maps the ids to pairs")
+        data.check_same_genes(genes, self.genes, path, self.path)
+        for named, f in ((path, frame), (self.path, truth)):
+            duplicated = f[key][f[key].duplicated()]
+            if len(duplicated):
+                raise UserError(f"{named}: {len(duplicated)} row(s) repeat a {'/'.join(key)} "
+                                f"(e.g. {duplicated.head(3).values.tolist()}); keep one per pair")
+        truth_keys, keys = (list(map(tuple, f[key].to_numpy().tolist())) for f in (truth, frame))
+        differ = schemas.differences(keys, truth_keys)
+        if differ:
+            raise UserError(f"{path}: its rows differ from {self.path}'s: {differ}; score a submission of the same pairs")
+        for error in (nonfinite, self.nonfinite):
+            if error:
+                raise error
+        row = {k: i for i, k in enumerate(keys)}
+        column = {gene: i for i, gene in enumerate(genes)}
+        return Matched(table, np.array([row[k] for k in truth_keys], np.int64),
+                       np.array([column[g] for g in self.genes], np.int64), key)
+
+    def pairs(self, matched):
+        """The (cell_type, sm_name) of each truth row as `matched` was matched; by id: cell_type "all" and the
+        id as sm_name."""
+        pairs = self.frame[matched.key].reset_index(drop=True)
+        if matched.key == ["id"]:
+            pairs = pairs.assign(cell_type="all", sm_name=pairs["id"].astype(str))
+        return pairs[schemas.PAIR]
+
+    def values(self, rows, *matched):
+        """The truth's values of `rows` (increasing truth rows) and each matched file's for them, in the
+        truth's gene order: float64 arrays in gene order (each gene's rows together), the layout row sums
+        add in the same order in whatever block."""
+        out = [np.asfortranarray(tablefile.read_rows(self.table, rows))]
+        for file in matched:
+            wanted = file.rows[rows]
+            order = np.argsort(wanted, kind="stable")
+            values = np.empty((len(rows), file.table.shape[1]), np.float64)
+            values[order] = tablefile.read_rows(file.table, wanted[order])
+            out.append(np.asfortranarray(values[:, file.columns]))
+        return out
+
+    def blocks(self, *matched):
+        """(truth rows, the truth's values, each matched file's) of consecutive blocks of ROWS_AT_ONCE truth rows."""
+        for start in range(0, len(self.frame), ROWS_AT_ONCE):
+            rows = np.arange(start, min(start + ROWS_AT_ONCE, len(self.frame)))
+            yield rows, *self.values(rows, *matched)

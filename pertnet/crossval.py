@@ -356,8 +356,7 @@ def score_folds(cv, results, residuals, spreads, log=print, keep_predictions=Fal
                 log(f"[cv] scored {written} of {total} held-out rows")
                 said = time.perf_counter()
         rows, places, scores, predictions = zip(*parts)
-        scores = {key: {metric: np.concatenate([s[key][metric] for s in scores]) for metric in metrics.METRICS}
-                  for key in scores[0]}
+        scores = metrics.joined(scores)
         scored.append(FoldScores(fold, np.concatenate(rows), np.concatenate(places), scores,
                                  np.concatenate(predictions) if keep_predictions else None))
         del baselines  # before the next fold's
@@ -383,8 +382,7 @@ def cv_report(cv, entries, reps=None, epochs=None, log=print, started=None, cach
     with tablefile.TableWriter(cv.work / "residuals.npy", shape) as residuals, \
             tablefile.TableWriter(cv.work / "spreads.npy", shape) as spreads:
         scored = score_folds(cv, results, residuals, spreads, log, keep_predictions)
-    rows = {key: {metric: np.concatenate([s.scores[key][metric] for s in scored]) for metric in metrics.METRICS}
-            for key in scored[0].scores}
+    rows = metrics.joined([s.scores for s in scored])
     pairs = cv.pairs.iloc[np.concatenate([s.rows for s in scored])].reset_index(drop=True)
     per_row = lambda value: np.concatenate([np.full(len(s.rows), value(number, s)) for number, s in enumerate(scored)])
     held_out_rows = [int(fold.held_out.sum()) for fold in cv.folds if fold.repeat == 0]

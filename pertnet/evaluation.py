@@ -5,14 +5,14 @@ a plot.
 The reading and matching of the files is pertnet/alignment.py's, the report pertnet/report.py's, the
 bounds' coverage pertnet/coverage.py's and the plot pertnet/plots.py's.
 """
+import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from pertnet import bundle, data, plots, report as reports
-from pertnet.alignment import align
-from pertnet.coverage import score_intervals
+from pertnet import bundle, coverage, data, metrics, plots, report as reports
+from pertnet.alignment import Truth
 from pertnet.errors import UserError
 from pertnet.labels import Labels
 
@@ -37,39 +37,55 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
                      labels=Labels()):
     """Score a submission against a truth file, beside the baselines fitted on the training file
     (data_dir's de_train, or train_file; skipped when there is none). Returns (report, details for the plot).
-    layer: the layer of h5ad truth and training files; labels: their label columns (pertnet/labels.py)."""
+    layer: the layer of h5ad truth and training files; labels: their label columns (pertnet/labels.py).
+    The files are read into tables in a temporary folder and scored a block of rows at a time
+    (pertnet/alignment.py): memory holds a block of each, the baselines' means and a few numbers per row."""
     started = time.perf_counter()
     data_dir = Path(data_dir)
     id_map_path = data_dir / data.ID_MAP_FILE
     id_map = data.read_id_map(id_map_path, labels) if id_map_path.is_file() else None
-    pairs, predicted, truth, genes = align(submission_path, truth_path, id_map, layer, labels=labels)
-    predictions = {"model": predicted}
-    train_path = data.training_file(data_dir, train_file)
-    if train_path.is_file() and (pairs["cell_type"] != "all").all():
-        predictions.update(_baselines(train_path, layer, labels, pairs, genes, truth_path))
-    else:
-        log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
-    report, rows = reports.build_report(
-        model_name, predictions, truth, pairs["cell_type"], mode="submission",
-        submission_file=str(submission_path), truth_file=str(truth_path),
-        title=f"{model_name}: {len(truth)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
-    report["coverage"] = score_intervals(submission_path, truth_path, id_map, layer, pairs, predicted, truth, labels)
-    report["wall_s"] = round(time.perf_counter() - started, 1)
-    worst = [(name, predicted[row] - truth[row]) for row, name in reports.worst_rows(rows["model"]["mrrmse"], pairs)]
+    with tempfile.TemporaryDirectory(prefix="pertnet-score-") as folder:
+        truth = Truth(truth_path, id_map, layer, labels, folder)
+        submission = truth.match(submission_path)
+        pairs, genes = truth.pairs(submission), truth.genes
+        train_path = data.training_file(data_dir, train_file)
+        baselines = None
+        if train_path.is_file() and (pairs["cell_type"] != "all").all():
+            baselines = _baselines(train_path, layer, labels, pairs, genes, truth_path)
+        else:
+            log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
+        bounds = coverage.stored(submission_path, truth, pairs)
+        scores = []
+        for rows, true, predicted, *bound_values in truth.blocks(submission, *(bounds.files if bounds else [])):
+            predictions = {"model": predicted, **(baselines(pairs.iloc[rows]) if baselines else {})}
+            scores.append(metrics.row_scores(predictions, true))
+            if bounds:
+                bounds.add(*bound_values, true, predicted, pairs["cell_type"].to_numpy()[rows])
+        rows = metrics.joined(scores)
+        report = reports.report_of_rows(
+            model_name, rows, len(genes), pairs["cell_type"], mode="submission",
+            submission_file=str(submission_path), truth_file=str(truth_path),
+            title=f"{model_name}: {len(pairs)} rows x {len(genes)} genes of {submission_path} against {truth_path}")
+        report["coverage"] = bounds.report() if bounds else None
+        report["wall_s"] = round(time.perf_counter() - started, 1)
+        worst = []
+        for row, name in reports.worst_rows(rows["model"]["mrrmse"], pairs):
+            true, predicted = truth.values([row], submission)
+            worst.append((name, predicted[0] - true[0]))
     return report, dict(rows=rows, pairs=pairs, worst=worst)
 
 
 def _baselines(train_path, layer, labels, pairs, genes, source):
-    """Each baseline's prediction of `pairs` (in `genes` order), fitted on the training file read a block of
-    genes at a time."""
+    """Each baseline's prediction of some of `pairs` (in `genes` order), fitted on the training file read a
+    block of genes at a time: a function of those pairs."""
     train_pairs, train_genes, blocks, _ = data.training_values(train_path, labels, layer)
     missing = [gene for gene in genes if gene not in set(train_genes)]
     if missing:
         raise UserError(f"{source}: {len(missing)} gene(s) not in {train_path} (e.g. {', '.join(missing[:5])}), so "
                         "the baselines cannot predict them; score against a truth file of the training file's genes")
-    baselines = reports.Baselines(train_pairs, blocks, train_genes, pairs, source).predict(pairs)
+    baselines = reports.Baselines(train_pairs, blocks, train_genes, pairs, source)
     column = pd.Index(train_genes).get_indexer(genes)
-    return {key: values[:, column] for key, values in baselines.items()}
+    return lambda some: {key: values[:, column] for key, values in baselines.predict(some).items()}
 
 
 def show(report_and_details, json_path=None, plot_path=None, log=print):

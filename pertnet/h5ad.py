@@ -19,20 +19,12 @@ CLIPPED_LAYER = "clipped_sign_log10_pval"
 METHOD_ID = "nn_retraining_with_pseudolabels"  # the method's id in the Open Problems benchmark
 
 
-def read_observations(path, layer=None):
-    """(obs frame, genes, float32 values of `layer`, dataset_id or None) of an h5ad file.
-
-    layer: default `prediction` in a prediction file, else sign_log10_pval.
-    """
-    obs, genes, blocks, dataset_id = observation_blocks(path, layer)
-    return obs, genes, tablefile.from_blocks((len(obs), len(genes)), blocks), dataset_id
-
-
 def observation_blocks(path, layer=None):
-    """`read_observations` with the values as an iterator of (genes: a slice, float32 values) blocks of genes
-    (pertnet/tablefile.py's size), read from the file as they are asked for, never held whole: a dense or a
-    CSC layer by its genes; a CSR layer, stored by rows, first a window of rows at a time into a gene-order
-    table in the system's temporary folder (removed when the blocks are done)."""
+    """(obs frame, genes, float32 values of `layer` as an iterator of (genes: a slice, values) blocks of genes
+    (pertnet/tablefile.py's size), dataset_id or None) of an h5ad file; layer: default `prediction` in a
+    prediction file, else sign_log10_pval. The values are read as they are asked for, never held whole: a
+    dense or a CSC layer by its genes; a CSR layer, stored by rows, first a window of rows at a time into a
+    gene-order table in the system's temporary folder (removed when the blocks are done)."""
     from anndata.io import read_elem
 
     try:
@@ -83,8 +75,8 @@ def _by_genes(matrix, file):
 
 
 def observations(adata, layer=None, source="the AnnData"):
-    """read_observations of an AnnData in memory. layer: default sign_log10_pval where it has that
-    layer, else X."""
+    """(obs frame, genes, float32 values of `layer`, dataset_id or None) of an AnnData in memory. layer: default
+    sign_log10_pval where it has that layer, else X."""
     if layer is None and DEFAULT_LAYER not in adata.layers and adata.X is not None:
         values = adata.X
     else:

@@ -12,7 +12,7 @@ still cover). The cross-fitted coverage is what the report states.
 
 A pair's uncertainty score is its expected row RMSE: the row RMS of its spread times the median ratio
 of row RMSE to row RMS spread on the out-of-fold rows. It ranks pairs, next to the trivial ranking
-by the size of the prediction, which `coverage_report` measures too.
+by the size of the prediction, which `Coverage` measures too.
 """
 import json
 import time
@@ -51,10 +51,15 @@ def scale(spread, spread_median, beta):
     return spread + np.float32(beta) * spread_median
 
 
-def interval_score(lower, upper, truth, level):
-    """The mean interval score (Gneiting & Raftery): width + 2 / (1 - level) x the distance to a missed truth."""
+def _interval_scores(lower, upper, truth, level):
+    """Each value's interval score (Gneiting & Raftery): width + 2 / (1 - level) x the distance to a missed truth."""
     penalty = 2 / (1 - level)
-    return float(np.mean((upper - lower) + penalty * np.maximum(lower - truth, 0) + penalty * np.maximum(truth - upper, 0)))
+    return (upper - lower) + penalty * np.maximum(lower - truth, 0) + penalty * np.maximum(truth - upper, 0)
+
+
+def interval_score(lower, upper, truth, level):
+    """The mean interval score of the values."""
+    return float(np.mean(_interval_scores(lower, upper, truth, level)))
 
 
 class _Assessment:
@@ -276,26 +281,50 @@ def _spearman(a, b):
     return float(pd.Series(a).corr(pd.Series(b), method="spearman"))
 
 
-def coverage_report(lower, upper, truth, prediction, uncertainty, cell_types, level):
-    """How well bounds at nominal `level` hold on a truth: coverage overall, by cell type and by decile of
-    genes (ordered by their mean width), the mean width and interval score, and how well the uncertainty
-    score ranks the pairs' row RMSE next to the trivial ranking by the row RMS of the prediction."""
-    truth = np.asarray(truth, np.float64)
-    inside = (truth >= lower) & (truth <= upper)
-    width = np.asarray(upper, np.float64) - lower
-    cell_types = np.asarray(cell_types)
-    order = np.argsort(width.mean(axis=0), kind="stable")
-    deciles = np.array_split(order, 10)
-    row_rmse = np.sqrt(np.mean(np.square(truth - prediction), axis=1))
-    size = np.sqrt(np.mean(np.square(np.asarray(prediction, np.float64)), axis=1))
-    return dict(
-        level=level, coverage=float(inside.mean()), mean_width=float(width.mean()),
-        interval_score=interval_score(lower, upper, truth, level),
-        by_cell_type={c: float(inside[cell_types == c].mean()) for c in sorted(set(cell_types))},
-        by_gene_decile=[dict(decile=number, genes=int(len(genes)), mean_width=float(width[:, genes].mean()),
-                             coverage=float(inside[:, genes].mean())) for number, genes in enumerate(deciles, 1) if len(genes)],
-        ranking=dict(uncertainty_spearman=_spearman(uncertainty, row_rmse) if np.ptp(uncertainty) > 0 else None,
-                     prediction_size_spearman=_spearman(size, row_rmse)))
+class Coverage:
+    """How well bounds at nominal `level` hold on a truth of `genes` genes, measured a block of rows at a time
+    (`add`): coverage overall, by cell type and by decile of genes (ordered by their mean width), the mean
+    width and interval score, and how well the uncertainty score ranks the pairs' row RMSE next to the
+    trivial ranking by the row RMS of the prediction (`report`)."""
+
+    def __init__(self, genes, level):
+        self.level, self.rows, self.score = level, 0, 0.0
+        self.inside, self.width = np.zeros(genes, np.int64), np.zeros(genes)  # per gene, summed over rows
+        self.cell_types = {}  # cell type: [values inside, values]
+        self.row_rmse, self.size = [], []
+
+    def add(self, lower, upper, truth, prediction, cell_types):
+        """A block of rows: their bounds, truth, prediction (rows, genes) and cell types."""
+        truth = np.asarray(truth, np.float64)
+        inside = (truth >= lower) & (truth <= upper)
+        width = np.asarray(upper, np.float64) - lower
+        cell_types = np.asarray(cell_types)
+        self.rows += len(truth)
+        self.inside += inside.sum(axis=0)
+        self.width += width.sum(axis=0)
+        self.score += float(np.sum(_interval_scores(lower, upper, truth, self.level)))
+        for cell_type in set(cell_types):
+            counts = self.cell_types.setdefault(cell_type, [0, 0])
+            counts[0] += int(inside[cell_types == cell_type].sum())
+            counts[1] += int(inside[cell_types == cell_type].size)
+        self.row_rmse.append(np.sqrt(np.mean(np.square(truth - prediction), axis=1)))
+        self.size.append(np.sqrt(np.mean(np.square(np.asarray(prediction, np.float64)), axis=1)))
+
+    def report(self, uncertainty):
+        """The measures of every row added; uncertainty: each row's uncertainty score, in the order added."""
+        values = self.rows * len(self.width)
+        deciles = np.array_split(np.argsort(self.width / self.rows, kind="stable"), 10)
+        row_rmse, size = np.concatenate(self.row_rmse), np.concatenate(self.size)
+        return dict(
+            level=self.level, coverage=float(self.inside.sum() / values), mean_width=float(self.width.sum() / values),
+            interval_score=self.score / values,
+            by_cell_type={c: inside / total for c, (inside, total) in sorted(self.cell_types.items())},
+            by_gene_decile=[dict(decile=number, genes=int(len(genes)),
+                                 mean_width=float(self.width[genes].sum() / (self.rows * len(genes))),
+                                 coverage=float(self.inside[genes].sum() / (self.rows * len(genes))))
+                            for number, genes in enumerate(deciles, 1) if len(genes)],
+            ranking=dict(uncertainty_spearman=_spearman(uncertainty, row_rmse) if np.ptp(uncertainty) > 0 else None,
+                         prediction_size_spearman=_spearman(size, row_rmse)))
 
 
 def format_coverage(report):

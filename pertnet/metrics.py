@@ -92,8 +92,13 @@ def row_scores(predictions, truth, rows_at_once=32):
                                    pearson=_cosine(_centred(predicted), centred, centred_norms),
                                    spearman=_cosine(_centred(rank_rows(predicted)), centred_ranks, rank_norms),
                                    cosine=_cosine(predicted, true, true_norms))
+    return joined(blocks)
+
+
+def joined(blocks):
+    """Per-row scores ({key: {metric: (rows,)}}) of consecutive blocks of rows, as one."""
     return {key: {metric: np.concatenate([block[key][metric] for block in blocks]) for metric in METRICS}
-            for key in predictions}
+            for key in blocks[0]}
 
 
 def mrrmse(predictions, truth):

@@ -43,7 +43,8 @@ class OutputFormat(NamedTuple):
     write: Callable       # (path, id_map, genes, blocks, stage, level, log) -> path; stage: the `Stage` predicting;
                           # blocks: (rows: a slice, values, their `intervals.Bounds` or None) as they come;
                           # level: the bounds' coverage level, None without bounds
-    read: Callable        # (path, layer, labels) -> (the non-gene columns, the genes, their values)
+    blocks: Callable      # (path, layer, labels) -> (the non-gene columns, the genes, their values as (rows: a
+                          # slice, genes: a slice, values) blocks, read from the file as they are asked for)
     build: Callable       # (pairs, genes, values, stage, bounds) -> the estimator's in-memory result
     bounds: Callable      # path -> its `StoredBounds`, or None where the prediction has none
 
@@ -60,8 +61,9 @@ def _write_csv(path, id_map, genes, blocks, stage, level, log):
     return data.write_submission(path, id_map["id"], genes, ((rows, values) for rows, values, _ in blocks))
 
 
-def _read_csv(path, layer, label_columns):
-    return data.read_csv_table(path, label_columns)
+def _csv_blocks(path, layer, label_columns):
+    frame, genes, blocks = data.csv_blocks(path, label_columns)
+    return frame, genes, ((rows, slice(0, len(genes)), values) for rows, values in blocks)
 
 
 def _build_frame(pairs, genes, values, stage, bounds):
@@ -106,11 +108,11 @@ def _write_h5ad(path, id_map, genes, blocks, stage, level, log):
     return h5ad.write_prediction(path, id_map, genes, blocks, stage.dataset_id, level, parameters(stage))
 
 
-def _read_h5ad(path, layer, label_columns):  # the genes are var_names: no label column can be taken for one
+def _h5ad_blocks(path, layer, label_columns):  # the genes are var_names: no label column can be taken for one
     from pertnet import h5ad
 
-    obs, genes, values, _ = h5ad.read_observations(path, layer)
-    return obs, genes, values
+    obs, genes, blocks, _ = h5ad.observation_blocks(path, layer)
+    return obs, genes, ((slice(0, len(obs)), columns, values) for columns, values in blocks)
 
 
 def _build_anndata(pairs, genes, values, stage, bounds):
@@ -127,9 +129,9 @@ def _h5ad_bounds(path):
 
 
 FORMATS = {
-    "csv": OutputFormat("csv", ".csv", lambda stage: f"{stage}_submission.csv", _write_csv, _read_csv,
+    "csv": OutputFormat("csv", ".csv", lambda stage: f"{stage}_submission.csv", _write_csv, _csv_blocks,
                         _build_frame, _csv_bounds),
-    "h5ad": OutputFormat("h5ad", ".h5ad", lambda stage: f"{stage}_prediction.h5ad", _write_h5ad, _read_h5ad,
+    "h5ad": OutputFormat("h5ad", ".h5ad", lambda stage: f"{stage}_prediction.h5ad", _write_h5ad, _h5ad_blocks,
                          _build_anndata, _h5ad_bounds),
 }
 SUBMISSION = "csv"   # the competition's format: what `predict` writes by default, and stage_2's pseudolabel source

@@ -57,12 +57,6 @@ def _mean_over_groups(row_values, groups):
             for metric, values in row_values.items()}
 
 
-def build_report(model_name, predictions, truth, cell_types, groups=None, **context):
-    """(report, per-row scores). predictions: {"model" or baseline key: (rows, genes)}."""
-    rows = metrics.row_scores(predictions, truth)
-    return report_of_rows(model_name, rows, np.shape(truth)[1], cell_types, groups, **context), rows
-
-
 def report_of_rows(model_name, rows, genes, cell_types, groups=None, **context):
     """The report of per-row scores ({"model" or baseline key: {metric: (rows,)}}, `metrics.row_scores`) of
     rows across `genes` genes, grouped (folds) where `groups` is given."""

@@ -1,4 +1,5 @@
-"""A float32 table of rows x genes kept on disk as a .npy file, read and written a block of genes at a time.
+"""A float32 table of rows x genes kept on disk as a .npy file, read and written a block of genes at a time
+(float64 where a score is computed from it: pertnet/alignment.py).
 
 What lets a screen of tens of thousands of rows prepare and train in a bounded amount of memory:
 prepare_data writes the training targets here (`TableWriter`), train reads them back a block of genes
@@ -49,7 +50,7 @@ def read_rows(table, rows, window_bytes=WINDOW_BYTES):
     """The table's rows `rows` (increasing indices), all genes: (len(rows), genes), read from the windows of
     consecutive rows that hold them, one window at a time."""
     rows = np.asarray(rows, np.int64)
-    out = np.empty((len(rows), np.shape(table)[1]), np.float32)
+    out = np.empty((len(rows), np.shape(table)[1]), table.dtype if isinstance(table, TableFile) else np.float32)
     height = max(1, window_bytes // (4 * max(1, np.shape(table)[1])))
     done = 0
     while done < len(rows):
@@ -89,40 +90,42 @@ def from_blocks(shape, blocks, dtype=np.float32):
 
 
 class TableFile:
-    """A float32 (rows, genes) .npy file in gene order, read by blocks of genes: `table[:, a:b]` is an array."""
+    """A float32 (or float64) (rows, genes) .npy file in gene order, read by blocks of genes: `table[:, a:b]`
+    is an array."""
 
     def __init__(self, path):
         self.path = os.fspath(path)
         with open(self.path, "rb") as handle:
             read_header = (np.lib.format.read_array_header_1_0 if np.lib.format.read_magic(handle) == (1, 0)
                            else np.lib.format.read_array_header_2_0)
-            self.shape, fortran, dtype = read_header(handle)
+            self.shape, fortran, self.dtype = read_header(handle)
             self.offset = handle.tell()
-        if not (fortran or self.shape[1] <= 1) or dtype != np.float32 or len(self.shape) != 2:
-            raise ValueError(f"{self.path}: not a float32 (rows, genes) table in gene order")
+        if not (fortran or self.shape[1] <= 1) or self.dtype not in (np.float32, np.float64) or len(self.shape) != 2:
+            raise ValueError(f"{self.path}: not a float (rows, genes) table in gene order")
 
     def __len__(self):
         return self.shape[0]
 
     def __array__(self, dtype=None, copy=None):
         """np.asarray(table): the whole table in memory (for a look at a small one)."""
-        return to_array(self, dtype or np.float32)
+        return to_array(self, dtype or self.dtype)
 
     def __getitem__(self, index):
         rows, columns = index
         if rows != slice(None) or not isinstance(columns, slice) or columns.step not in (None, 1):
             raise IndexError("a TableFile is read by contiguous blocks of genes: table[:, a:b]")
         start, stop, _ = columns.indices(self.shape[1])
-        values = np.fromfile(self.path, np.float32, count=max(stop - start, 0) * self.shape[0],
-                             offset=self.offset + start * self.shape[0] * 4)
+        values = np.fromfile(self.path, self.dtype, count=max(stop - start, 0) * self.shape[0],
+                             offset=self.offset + start * self.shape[0] * self.dtype.itemsize)
         return values.reshape(max(stop - start, 0), self.shape[0]).T
 
     def rows(self, start, stop):
         """Rows start..stop, every gene: each gene's run of them read into place (gene order)."""
-        out = np.empty((stop - start, self.shape[1]), np.float32, order="F")
+        out = np.empty((stop - start, self.shape[1]), self.dtype, order="F")
         with open(self.path, "rb") as handle:
             for gene in range(self.shape[1]):
-                os.preadv(handle.fileno(), [out[:, gene]], self.offset + (gene * self.shape[0] + start) * 4)
+                os.preadv(handle.fileno(), [out[:, gene]],
+                          self.offset + (gene * self.shape[0] + start) * self.dtype.itemsize)
         return out
 
 
@@ -158,30 +161,32 @@ class InMemory:
 
 
 class TableWriter:
-    """Writes a float32 (rows, genes) table into a gene-order .npy file: `write(rows, genes, values)` puts a
-    block of values at a range of rows and of genes, in any order. A line at most every `every` seconds
-    says how far it is. The file appears complete when the block ends, or not at all."""
+    """Writes a float32 (or `dtype`) (rows, genes) table into a gene-order .npy file: `write(rows, genes,
+    values)` puts a block of values at a range of rows and of genes, in any order. A line at most every
+    `every` seconds says how far it is. The file appears complete when the block ends, or not at all."""
 
-    def __init__(self, path, shape, log=lambda line: None, every=30.0):
+    def __init__(self, path, shape, log=lambda line: None, every=30.0, dtype=np.float32):
         self.path, self.shape, self.log, self.every = path, tuple(shape), log, every
+        self.dtype = np.dtype(dtype)
         self.written, self.started = 0, time.perf_counter()
         self.said = self.started
 
     def __enter__(self):
         self._atomic = atomic_path(self.path)
         self.handle = open(self._atomic.__enter__(), "wb")
-        np.lib.format.write_array_header_2_0(self.handle, {"descr": "<f4", "fortran_order": True, "shape": self.shape})
+        np.lib.format.write_array_header_2_0(self.handle, {"descr": self.dtype.str, "fortran_order": True,
+                                                           "shape": self.shape})
         self.offset = self.handle.tell()
-        self.handle.truncate(self.offset + self.shape[0] * self.shape[1] * 4)
+        self.handle.truncate(self.offset + self.shape[0] * self.shape[1] * self.dtype.itemsize)
         return self
 
     def write(self, rows, genes, values):
         """`values` (the rows of slice `rows`, the genes of slice `genes`) into their place."""
-        values = np.asfortranarray(values, np.float32)
+        values = np.asfortranarray(values, self.dtype)
         total = self.shape[0]
         for number, gene in enumerate(range(*genes.indices(self.shape[1]))):
             os.pwrite(self.handle.fileno(), values[:, number].data,
-                      self.offset + (gene * total + rows.indices(total)[0]) * 4)
+                      self.offset + (gene * total + rows.indices(total)[0]) * self.dtype.itemsize)
         self.written += values.size
         if time.perf_counter() - self.said >= self.every:
             elapsed, size = time.perf_counter() - self.started, self.shape[0] * self.shape[1]

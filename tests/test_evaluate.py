@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, dirs, run_cli
-from pertnet import UserError, cli, crossval, data, evaluation, folds, schemas
+from pertnet import UserError, alignment, cli, crossval, data, evaluation, folds, schemas, tablefile
 from pertnet.options import Options
 
 PAIRS = ROOT / "pertnet" / "resources" / "competition_pairs.csv"
@@ -103,6 +103,22 @@ def test_truth_files_pandas_wrote_or_as_csv_score_the_same(tmp_path, tiny_data):
     truth.assign(**{genes[3]: "n.a."}).to_parquet(tmp_path / "text.parquet")
     with pytest.raises(UserError, match=r"text\.parquet: .*gene column"):
         evaluation.score_submission(submission, tmp_path / "text.parquet", tiny_data, "noisy")
+
+
+def test_scores_and_worst_rows_are_the_same_whatever_the_blocks(tmp_path, tiny_data, monkeypatch):
+    """The files are read by blocks into tables and scored a block of rows at a time (pertnet/alignment.py):
+    blocks of 7 genes of the truth, 5 rows of the submission and 32 truth rows give the very same numbers."""
+    truth = pd.read_parquet(tiny_data / evaluation.TRUTH_FILES[0])
+    noise = np.random.default_rng(2).normal(size=(len(truth), len(schemas.gene_columns(truth))))
+    submission = write_submission(tiny_data, tmp_path / "noisy.csv", noise)
+    expected, details = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILES[0], tiny_data, "n")
+    monkeypatch.setattr(tablefile, "BLOCK_BYTES", 7 * 4 * len(truth))
+    monkeypatch.setattr(data, "SUBMISSION_BLOCK_BYTES", 5 * 8 * noise.shape[1])
+    monkeypatch.setattr(alignment, "ROWS_AT_ONCE", 32)
+    report, small = evaluation.score_submission(submission, tiny_data / evaluation.TRUTH_FILES[0], tiny_data, "n")
+    assert report["scores"] == expected["scores"] and len(truth) > 2 * 32
+    assert [(name, list(errors)) for name, errors in small["worst"]] == \
+        [(name, list(errors)) for name, errors in details["worst"]]
 
 
 def test_scoring_a_submission_does_not_import_tensorflow(tmp_path, tiny_data, monkeypatch):

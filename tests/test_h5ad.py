@@ -12,6 +12,12 @@ from pertnet import UserError, h5ad, intervals, synthetic, tablefile
 LAYERS = r"P\.Value, adj\.P\.Value, clipped_sign_log10_pval, is_de, is_de_adj, logFC, sign_log10_pval"  # a regex
 
 
+def read_observations(path, layer=None):
+    """An h5ad file's (obs, genes, values, dataset_id), its blocks gathered."""
+    obs, genes, blocks, dataset_id = h5ad.observation_blocks(path, layer)
+    return obs, genes, tablefile.from_blocks((len(obs), len(genes)), blocks), dataset_id
+
+
 @pytest.fixture(scope="module")
 def h5ad_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("h5ad_data")
@@ -20,14 +26,14 @@ def h5ad_data(tmp_path_factory):
 
 
 def test_the_h5ad_holds_the_parquet_values_in_both_layers(h5ad_data):
-    obs, genes, values, dataset_id = h5ad.read_observations(h5ad_data / "de_train.h5ad")
+    obs, genes, values, dataset_id = read_observations(h5ad_data / "de_train.h5ad")
     parquet = pd.read_parquet(h5ad_data / "de_train.parquet")
     assert genes == [c for c in parquet.columns if c.startswith("G")]
     assert obs[["cell_type", "sm_name"]].equals(parquet[["cell_type", "sm_name"]])
     assert set(obs["split"]) == {"train", "control"}
     assert np.array_equal(values, parquet[genes].to_numpy(np.float32))
     assert dataset_id == f"pertnet_synthetic_seed0_genes{TINY_GENES}"
-    _, _, clipped, _ = h5ad.read_observations(h5ad_data / "de_train.h5ad", layer=h5ad.CLIPPED_LAYER)
+    _, _, clipped, _ = read_observations(h5ad_data / "de_train.h5ad", layer=h5ad.CLIPPED_LAYER)
     assert np.array_equal(clipped, np.clip(values, -4, 4)) and np.abs(values).max() > 4
 
 
@@ -43,18 +49,18 @@ def test_sparse_layers_read_as_the_dense_one(h5ad_data, tmp_path, monkeypatch):
     monkeypatch.setattr(tablefile, "BLOCK_BYTES", 7 * 4 * adata.n_obs)  # 7 genes at a time
     monkeypatch.setattr(tablefile, "WINDOW_BYTES", 5 * 4 * adata.n_vars)  # 5 rows at a time
     for layer in ("csr", "csc"):
-        assert np.array_equal(h5ad.read_observations(tmp_path / "sparse.h5ad", layer)[2], dense.astype(np.float32))
+        assert np.array_equal(read_observations(tmp_path / "sparse.h5ad", layer)[2], dense.astype(np.float32))
 
 
 def test_a_missing_layer_lists_the_layers_present(h5ad_data):
     with pytest.raises(UserError, match=rf"no layer 'counts'; layers present: {LAYERS}"):
-        h5ad.read_observations(h5ad_data / "de_train.h5ad", layer="counts")
+        read_observations(h5ad_data / "de_train.h5ad", layer="counts")
 
 
 def test_a_file_that_is_not_h5ad_is_a_clear_error(tmp_path):
     (tmp_path / "x.h5ad").write_text("not hdf5")
     with pytest.raises(UserError, match="x.h5ad: not a readable h5ad file"):
-        h5ad.read_observations(tmp_path / "x.h5ad")
+        read_observations(tmp_path / "x.h5ad")
 
 
 def test_the_prediction_file_has_the_benchmark_fields(tmp_path, h5ad_data):

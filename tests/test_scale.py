@@ -30,7 +30,7 @@ entry = entries.stage_entries("simple", 1, 1)[0]  # TensorFlow's own start-up to
 training.train_entry(entry, np.zeros((8, 2), np.int32), np.zeros((8, entry.n_dim), np.float32), 2, [0])
 quick = ["--reps", "1", "--epochs", "1"]
 steps = (("prepare_data", prepare_data, []), ("train", train, quick), ("cv", evaluate, ["--cv", *quick]),
-         ("predict", predict, ["--interval", "0.9"]))
+         ("predict", predict, ["--interval", "0.9"]), ("score", evaluate, []))
 for name, command, extra in steps:
     with open("/proc/self/clear_refs", "w") as peak:
         peak.write("5")  # the peak starts again from what is held now
