@@ -21,7 +21,8 @@ from typing import Iterable, NamedTuple
 import numpy as np
 import pandas as pd
 
-from pertnet import bundle, cluster, data, ensemble, intervals, metrics, outputs, report as reports, schemas, tablefile
+from pertnet import (bundle, cluster, data, ensemble, intervals, memory, metrics, outputs, report as reports, schemas,
+                     tablefile)
 from pertnet.entries import departure
 from pertnet.estimator import PertNet, fit_side_by_side
 from pertnet.files import load_npz, nearest_existing, require_writable, save_npz
@@ -29,7 +30,7 @@ from pertnet.folds import REPEATS, Fold, design_scheme, fold_groups, folds
 from pertnet.stage import encode_rows
 
 CACHED = ("entries", "variances", "truth", "clip_low", "clip_high")  # per fold, in an out-of-fold cache
-ROWS_AT_ONCE = 256  # held-out rows ensembled and scored at a time: each of their float64 arrays 37 MB at 18,211 genes
+ROWS_AT_ONCE = 128  # held-out rows ensembled and scored at a time: each of their float64 arrays 19 MB at 18,211 genes
 
 
 def _once(log):
@@ -221,6 +222,7 @@ class CrossValidation:
                              for model, fold in zip(models, group.folds)]
             for model, training_set in zip(models, training_sets):
                 model.start(training_set)
+                memory.give_back()  # its basis's and encoding's blocks: what the folds side by side are measured against
             inputs = [model.encode_pairs(self.pairs[fold.held_out], source=f"{fold.label} held-out rows")
                       for fold, model in zip(group.folds, models)]
             group_entries = models[0].stage_.entries  # as the data allows them (n_dim): the same in every fold

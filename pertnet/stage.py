@@ -310,8 +310,7 @@ def fit_stages_side_by_side(stages, training_sets, seeds, entry, on_epoch=None, 
     rows, vocab_size = len(training_sets[0]["train_inputs"]), len(stages[0].vocabulary)
     together = memory.side_by_side(entry, rows, vocab_size, len(stages), share)
     chunks = [slice(first, first + together) for first in range(0, len(stages), together)]
-    work = SideBySide(entry, [(stages[chunk], _stack(stages[chunk], training_sets[chunk], seeds[chunk], entry))
-                              for chunk in chunks], executor)
+    work = SideBySide(entry, [(stages[chunk], training_sets[chunk], seeds[chunk]) for chunk in chunks], executor)
     if executor is None:
         work.train_here(on_epoch)
     return work
@@ -328,25 +327,28 @@ def _stack(stages, training_sets, seeds, entry):
 
 
 class SideBySide:
-    """One entry's stacks for several stages (`fit_stages_side_by_side`): trained here, or tasks of an
-    executor until `wait` collects them (a stop signal cancels them there)."""
+    """One entry's stacks for several stages (`fit_stages_side_by_side`; chunks: (stages, their training sets,
+    their seeds) of each stack): trained here, each stack made as its turn comes (a stack copies its stages'
+    targets: one at a time is what the memory budget counted), or tasks of an executor until `wait` collects
+    them (a stop signal cancels them there)."""
 
-    def __init__(self, entry, stacks, executor=None):
+    def __init__(self, entry, chunks, executor=None):
         from pertnet import training
 
-        self.entry, self.stacks = entry, stacks
-        self.tasks = [executor.submit(training.train_entry, *arguments) for _, arguments in stacks] if executor else []
+        self.entry, self.chunks = entry, chunks
+        self.tasks = [executor.submit(training.train_entry, *_stack(*chunk, entry)) for chunk in chunks] if executor else []
 
     def train_here(self, on_epoch):
         from pertnet import training
 
-        for stages, arguments in self.stacks:
-            self._assign(stages, training.train_entry(*arguments, on_epoch))
+        for chunk in self.chunks:
+            self._assign(chunk[0], training.train_entry(*_stack(*chunk, self.entry), on_epoch))
             gc.collect()  # the traced graph sits in reference cycles: free it now
+            memory.give_back()
 
     def wait(self):
         """Set the stages' weights from the tasks, waiting for them; a stop signal raises Interrupted."""
-        for (stages, _), task in zip(self.stacks, self.tasks):
+        for (stages, *_), task in zip(self.chunks, self.tasks):
             while not task.done():
                 futures.wait([task], timeout=1.0)
                 stopping.check()

@@ -52,7 +52,7 @@ def screen(tmp_path_factory):
     return folder
 
 
-def test_prepare_train_the_cross_validation_and_predict_hold_a_block_not_the_table(screen, tmp_path):
+def test_prepare_train_the_cross_validation_predict_and_scoring_hold_a_block_not_the_table(screen, tmp_path):
     """Before, the table was read whole: here prepare_data grew by 6.4 times its size, train by 3.7 times, and
     `evaluate --cv`, which held the training rows, each fold's copy of them and its held-out prediction,
     spread, truth and baselines, and the calibration's stacks of all of them, by 20.7 times. Now prepare_data
@@ -62,7 +62,8 @@ def test_prepare_train_the_cross_validation_and_predict_hold_a_block_not_the_tab
     side by side, a block's arrays (each a few rows x every gene) and the compounds' mean baseline
     (compounds x genes), about 4 times the table here, where a Tahoe-size table has 50 rows per compound.
     `predict --interval` held the whole prediction, its spread and bounds (and reordered copies); now a block
-    of pairs of each, written as it comes."""
+    of pairs of each, written as it comes. Scoring that prediction and its bounds (`evaluate`) held the four
+    files whole, in float64, and four baselines' predictions; now a block of rows of each."""
     table = 2700 * 10000 * 4
     result = subprocess.run([sys.executable, "-c", MEASURED, *map(str, dirs(tmp_path, screen))],
                             cwd=ROOT, capture_output=True, text=True, env={"PYTHONPATH": str(ROOT)})
@@ -73,6 +74,8 @@ def test_prepare_train_the_cross_validation_and_predict_hold_a_block_not_the_tab
             f"{command} grew by {growth[command] / 2 ** 20:.0f} MB for a {table / 2 ** 20:.0f} MB table"
     prediction = 900 * 10000 * 4  # `predict --interval` of the 900 pairs: 238 MB before (6.6 times), 43 MB now
     assert growth["predict"] < 3 * prediction, f"predict --interval grew by {growth['predict'] / 2 ** 20:.0f} MB"
+    # scoring them with their bounds: 719 MB before (20 times), 178 MB now (the training file's baselines too)
+    assert growth["score"] < 8 * prediction, f"evaluate --submission grew by {growth['score'] / 2 ** 20:.0f} MB"
     assert "2 folds x 2 repeats" in result.stdout and not list((tmp_path / "models").glob(".pertnet-cv-*"))
 
 
