@@ -14,6 +14,7 @@ import pandas as pd
 from pertnet import data, outputs, schemas, tablefile
 from pertnet.errors import UserError
 from pertnet.labels import Labels
+from pertnet.pace import Pace
 
 ROWS_AT_ONCE = 128  # truth rows scored at a time (a multiple of metrics.row_scores' blocks: the same floats)
 
@@ -29,15 +30,17 @@ def _blocks(path, layer, labels):
     return (fmt or outputs.FORMATS[outputs.SUBMISSION]).blocks(path, layer, labels)
 
 
-def read_table(path, role, layer, labels, folder):
+def read_table(path, role, layer, labels, folder, log=lambda line: None):
     """(the non-gene columns, the genes, their values as a float64 table file in `folder`, the error its NaN and
     infinities make, naming their rows, or None) of a file scored (role: "submission", "truth", ...): that error
-    is raised after the checks of the rows and genes, which say more."""
+    is raised after the checks of the rows and genes, which say more. log: a line every 30 s while it is read."""
     try:
         frame, genes, blocks = _blocks(path, layer, labels)
-        bad_rows, bad = np.zeros(len(frame), bool), 0
+        bad_rows, bad, done, pace = np.zeros(len(frame), bool), 0, 0, Pace(log)
         with tablefile.TableWriter(Path(folder) / f"{role}.npy", (len(frame), len(genes)), dtype=np.float64) as table:
             for rows, columns, values in blocks:
+                done += values.size
+                pace.tick(done, len(frame) * len(genes), f"  {path}: {done / (len(frame) * len(genes)):.0%} read")
                 finite = np.isfinite(values)
                 if not finite.all():
                     bad_rows[rows] |= ~finite.all(axis=1)
@@ -81,17 +84,18 @@ class Matched(NamedTuple):
 
 class Truth:
     """A truth file read into a table in `folder`, and the files matched to it (`match`), read a block of the
-    truth's rows at a time (`blocks`). layer: the truth's layer, where it is an h5ad file."""
+    truth's rows at a time (`blocks`). layer: the truth's layer, where it is an h5ad file; log: a line every
+    30 s while a file is read."""
 
-    def __init__(self, path, id_map=None, layer=None, labels=Labels(), folder="."):
-        self.path, self.id_map, self.labels, self.folder = path, id_map, labels, folder
-        frame, self.genes, self.table, self.nonfinite = read_table(path, "truth", layer, labels, folder)
+    def __init__(self, path, id_map=None, layer=None, labels=Labels(), folder=".", log=lambda line: None):
+        self.path, self.id_map, self.labels, self.folder, self.log = path, id_map, labels, folder, log
+        frame, self.genes, self.table, self.nonfinite = read_table(path, "truth", layer, labels, folder, log)
         self.frame = _keyed(frame, path, id_map, labels)
 
     def match(self, path, role="submission", layer=None):
         """`path`'s rows matched by (cell_type, sm_name) (or by id where neither file names its pairs and there
         is no id_map), its genes by name: a `Matched`. layer: its layer, where it is an h5ad file."""
-        frame, genes, table, nonfinite = read_table(path, role, layer, self.labels, self.folder)
+        frame, genes, table, nonfinite = read_table(path, role, layer, self.labels, self.folder, self.log)
         frame, truth = _keyed(frame, path, self.id_map, self.labels), self.frame
         key = schemas.PAIR if all(set(schemas.PAIR) <= set(f.columns) for f in (frame, truth)) else ["id"]
         if key == ["id"] and not all("id" in f.columns for f in (frame, truth)):

@@ -24,6 +24,7 @@ import pandas as pd
 from pertnet import (bundle, cluster, data, ensemble, intervals, memory, metrics, outputs, report as reports, schemas,
                      tablefile)
 from pertnet.entries import departure
+from pertnet.pace import Pace
 from pertnet.estimator import PertNet, fit_side_by_side
 from pertnet.files import load_npz, nearest_existing, require_writable, save_npz
 from pertnet.folds import REPEATS, Fold, design_scheme, fold_groups, folds
@@ -336,7 +337,7 @@ def score_folds(cv, results, residuals, spreads, log=print, keep_predictions=Fal
     """Score each fold's held-out rows (`FoldResult`s, in the order they come) beside the baselines fitted on
     its training rows, a block at a time, writing each row's residual and spread into the calibration's
     tables (pertnet/tablefile.py writers): the `FoldScores`, in the order of the folds."""
-    scored, written, said = [], 0, time.perf_counter()
+    scored, written, pace = [], 0, Pace(log, every)
     total = sum(int(fold.held_out.sum()) for fold in cv.folds)
     for result in results:
         fold = result.fold
@@ -354,9 +355,7 @@ def score_folds(cv, results, residuals, spreads, log=print, keep_predictions=Fal
                           metrics.row_scores({"model": block.prediction, **baselines.predict(pairs)}, block.truth),
                           block.prediction if keep_predictions else None))
             written = place.stop
-            if time.perf_counter() - said >= every:
-                log(f"[cv] scored {written} of {total} held-out rows")
-                said = time.perf_counter()
+            pace.tick(written, total, f"[cv] scored {written} of {total} held-out rows")
         rows, places, scores, predictions = zip(*parts)
         scores = metrics.joined(scores)
         scored.append(FoldScores(fold, np.concatenate(rows), np.concatenate(places), scores,

@@ -15,6 +15,7 @@ from pertnet import bundle, coverage, data, metrics, plots, report as reports
 from pertnet.alignment import Truth
 from pertnet.errors import UserError
 from pertnet.labels import Labels
+from pertnet.pace import Pace
 
 TRUTH_FILES = ("de_test.parquet", "de_test.h5ad")  # the hidden truth, where a data folder has one (the demo does)
 
@@ -45,22 +46,23 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
     id_map_path = data_dir / data.ID_MAP_FILE
     id_map = data.read_id_map(id_map_path, labels) if id_map_path.is_file() else None
     with tempfile.TemporaryDirectory(prefix="pertnet-score-") as folder:
-        truth = Truth(truth_path, id_map, layer, labels, folder)
+        truth = Truth(truth_path, id_map, layer, labels, folder, log)
         submission = truth.match(submission_path)
         pairs, genes = truth.pairs(submission), truth.genes
         train_path = data.training_file(data_dir, train_file)
         baselines = None
         if train_path.is_file() and (pairs["cell_type"] != "all").all():
-            baselines = _baselines(train_path, layer, labels, pairs, genes, truth_path)
+            baselines = _baselines(train_path, layer, labels, pairs, genes, truth_path, log)
         else:
             log(f"(no baselines: they need {train_path} and pairs named by cell_type and sm_name)")
         bounds = coverage.stored(submission_path, truth, pairs)
-        scores = []
+        scores, pace = [], Pace(log)
         for rows, true, predicted, *bound_values in truth.blocks(submission, *(bounds.files if bounds else [])):
             predictions = {"model": predicted, **(baselines(pairs.iloc[rows]) if baselines else {})}
             scores.append(metrics.row_scores(predictions, true))
             if bounds:
                 bounds.add(*bound_values, true, predicted, pairs["cell_type"].to_numpy()[rows])
+            pace.tick(rows[-1] + 1, len(pairs), f"scored {rows[-1] + 1} of {len(pairs)} rows")
         rows = metrics.joined(scores)
         report = reports.report_of_rows(
             model_name, rows, len(genes), pairs["cell_type"], mode="submission",
@@ -75,7 +77,7 @@ def score_submission(submission_path, truth_path, data_dir, model_name, train_fi
     return report, dict(rows=rows, pairs=pairs, worst=worst)
 
 
-def _baselines(train_path, layer, labels, pairs, genes, source):
+def _baselines(train_path, layer, labels, pairs, genes, source, log):
     """Each baseline's prediction of some of `pairs` (in `genes` order), fitted on the training file read a
     block of genes at a time: a function of those pairs."""
     train_pairs, train_genes, blocks, _ = data.training_values(train_path, labels, layer)
@@ -83,7 +85,7 @@ def _baselines(train_path, layer, labels, pairs, genes, source):
     if missing:
         raise UserError(f"{source}: {len(missing)} gene(s) not in {train_path} (e.g. {', '.join(missing[:5])}), so "
                         "the baselines cannot predict them; score against a truth file of the training file's genes")
-    baselines = reports.Baselines(train_pairs, blocks, train_genes, pairs, source)
+    baselines = reports.Baselines(train_pairs, blocks, train_genes, pairs, source, log)
     column = pd.Index(train_genes).get_indexer(genes)
     return lambda some: {key: values[:, column] for key, values in baselines.predict(some).items()}
 

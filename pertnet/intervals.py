@@ -15,7 +15,6 @@ of row RMSE to row RMS spread on the out-of-fold rows. It ranks pairs, next to t
 by the size of the prediction, which `Coverage` measures too.
 """
 import json
-import time
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -23,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from pertnet import schemas, tablefile
+from pertnet.pace import Pace
 from pertnet.errors import UserError
 from pertnet.files import load_npz, save_npz
 
@@ -132,7 +132,7 @@ class Calibration:
         median = np.empty(n_genes, np.float32)
         quantiles = {beta: np.empty((len(LEVELS), n_genes), np.float32) for beta in BETAS}
         row_spread, row_rmse = np.zeros(rows), np.zeros(rows)  # sums of squares over genes, then the row RMS
-        started = said = time.perf_counter()
+        pace = Pace(log, every)
         for (columns, residual), (_, spread) in zip(tablefile.gene_blocks(residuals), tablefile.gene_blocks(spreads)):
             median[columns] = np.median(spread, axis=0)
             candidates = [beta for beta in candidates if _usable(beta, spread)]
@@ -142,11 +142,7 @@ class Calibration:
             assessment.add(residual, spread, candidates)
             row_spread += np.sum(np.square(spread, dtype=np.float64), axis=1)
             row_rmse += np.sum(np.square(residual, dtype=np.float64), axis=1)
-            if time.perf_counter() - said >= every:
-                elapsed = time.perf_counter() - started
-                log(f"[{stage}] calibration: {columns.stop} of {n_genes} genes, {elapsed:.0f}s, about "
-                    f"{elapsed / columns.stop * (n_genes - columns.stop):.0f}s left")
-                said = time.perf_counter()
+            pace.tick(columns.stop, n_genes, f"[{stage}] calibration: {columns.stop} of {n_genes} genes")
         assessed = {_beta_name(beta): assessment.result(beta) for beta in candidates}
         best = min(candidates, key=lambda b: (assessed[_beta_name(b)][str(CHOSEN_AT)]["interval_score"], -b))
         row_spread, row_rmse = np.sqrt(row_spread / n_genes), np.sqrt(row_rmse / n_genes)

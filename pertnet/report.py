@@ -9,6 +9,7 @@ import pandas as pd
 from pertnet import intervals, metrics, schemas
 from pertnet.errors import UserError
 from pertnet.files import write_text
+from pertnet.pace import Pace
 
 
 class Baselines:
@@ -16,9 +17,9 @@ class Baselines:
     slice, values) blocks of `genes`, as `tablefile.gene_blocks` reads a table) for `pairs_to_predict` (whose
     cell types and compounds must occur in those rows; `source` names them): the mean per gene of the rows of
     each of their compounds and cell types, and of all rows, held for those groups only; `predict` gives them
-    to any of those pairs."""
+    to any of those pairs. log: a line every 30 s while the blocks are read."""
 
-    def __init__(self, pairs, blocks, genes, pairs_to_predict, source):
+    def __init__(self, pairs, blocks, genes, pairs_to_predict, source, log=lambda line: None):
         for column in schemas.PAIR:
             unknown = sorted(set(pairs_to_predict[column]) - set(pairs[column]))
             if unknown:
@@ -29,10 +30,12 @@ class Baselines:
         self.groups = {column: pd.Index(sorted(set(pairs_to_predict[column])) if column != "all" else [0])
                        for column in keys}  # only the groups of the pairs to predict are kept
         self.means = {column: np.empty((len(self.groups[column]), len(genes)), np.float32) for column in keys}
+        pace = Pace(log)
         for columns, values in blocks:
             for column, key in keys.items():  # pandas' mean per group and gene, as over the whole table
                 means = pd.DataFrame(values).groupby(key).mean()
                 self.means[column][:, columns] = means.loc[self.groups[column]].to_numpy(np.float32)
+            pace.tick(columns.stop, len(genes), f"baselines: {columns.stop} of {len(genes)} genes read")
 
     def predict(self, pairs):
         """Each baseline's prediction of `pairs`: {key: (pairs, genes) float32}."""

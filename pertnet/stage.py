@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pertnet import architectures, ensemble, memory, stopping, tablefile, version
+from pertnet.pace import Pace
 from pertnet.features import Vocabulary
 from pertnet.targets import SVDCodec, cap_n_dim, n_dim_limit
 
@@ -255,17 +256,13 @@ class Stage:
         """`predict` a block of PAIRS_AT_ONCE pairs at a time: yields (rows: a slice, prediction[, spread]),
         so that tens of thousands of pairs are written as they come, never held. A line at least every
         `every` seconds says how many are done and the time left."""
-        started = said = time.perf_counter()
+        pace = Pace(log, every)
         for start in range(0, len(inputs), PAIRS_AT_ONCE):
             rows = slice(start, min(start + PAIRS_AT_ONCE, len(inputs)))
             block = self._predict_block(inputs[rows], with_spread)  # nothing else of the block's is held
             yield (rows, *block) if with_spread else (rows, block)
             del block
-            if time.perf_counter() - said >= every:
-                elapsed = time.perf_counter() - started
-                log(f"[{self.name}] predicted {rows.stop} of {len(inputs)} pairs, {elapsed:.0f}s, about "
-                    f"{elapsed / rows.stop * (len(inputs) - rows.stop):.0f}s left")
-                said = time.perf_counter()
+            pace.tick(rows.stop, len(inputs), f"[{self.name}] predicted {rows.stop} of {len(inputs)} pairs")
 
     def _predict_block(self, inputs, with_spread):
         combined = self.ensemble()

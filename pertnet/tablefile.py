@@ -10,11 +10,11 @@ page it touched as the process's own memory until it is unmapped. Anything that 
 `gene_blocks` takes an in-memory array as well.
 """
 import os
-import time
 
 import numpy as np
 
 from pertnet.files import atomic_path
+from pertnet.pace import Pace
 
 BLOCK_BYTES = 16 * 2 ** 20  # a block of genes x all rows as float32, read or written: 73 genes of 57,000 rows
 WINDOW_BYTES = 32 * 2 ** 20  # a window of consecutive rows x all genes, read to pick rows from: 460 rows of 18,211 genes
@@ -166,10 +166,9 @@ class TableWriter:
     `every` seconds says how far it is. The file appears complete when the block ends, or not at all."""
 
     def __init__(self, path, shape, log=lambda line: None, every=30.0, dtype=np.float32):
-        self.path, self.shape, self.log, self.every = path, tuple(shape), log, every
+        self.path, self.shape, self.pace = path, tuple(shape), Pace(log, every)
         self.dtype = np.dtype(dtype)
-        self.written, self.started = 0, time.perf_counter()
-        self.said = self.started
+        self.written = 0
 
     def __enter__(self):
         self._atomic = atomic_path(self.path)
@@ -188,11 +187,8 @@ class TableWriter:
             os.pwrite(self.handle.fileno(), values[:, number].data,
                       self.offset + (gene * total + rows.indices(total)[0]) * self.dtype.itemsize)
         self.written += values.size
-        if time.perf_counter() - self.said >= self.every:
-            elapsed, size = time.perf_counter() - self.started, self.shape[0] * self.shape[1]
-            self.log(f"  {self.path}: {self.written / size:.0%} written, {elapsed:.0f}s, about "
-                     f"{elapsed / self.written * (size - self.written):.0f}s left")
-            self.said = time.perf_counter()
+        size = self.shape[0] * self.shape[1]
+        self.pace.tick(self.written, size, f"  {self.path}: {self.written / size:.0%} written")
 
     def __exit__(self, *error):
         self.handle.close()

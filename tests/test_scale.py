@@ -12,7 +12,7 @@ import predict
 import prepare_data
 import train
 from conftest import ROOT, dirs
-from pertnet import cli, data, memory, pipeline, stage, synthetic, tablefile, training
+from pertnet import cli, data, evaluation, memory, pace, pipeline, stage, synthetic, tablefile, training
 from pertnet.entries import stage_entries
 
 # The commands one after the other in a fresh process, each one's growth over what the process held when it
@@ -136,6 +136,16 @@ def test_long_steps_say_how_far_they_are(tmp_path):
         writer.write(slice(0, 10), slice(2, 4), np.zeros((10, 2)))
     assert "50% written" in lines[0] and "100% written" in lines[1] and "s left" in lines[1]
     assert np.array_equal(np.load(tmp_path / "t.npy"), np.c_[np.ones((10, 2)), np.zeros((10, 2))])
+
+
+def test_scoring_says_how_far_it_is(tiny_data, monkeypatch):
+    """Reading the files, fitting the baselines and scoring the rows each say how far they are."""
+    monkeypatch.setattr(pace, "EVERY", 0)
+    truth = tiny_data / evaluation.TRUTH_FILES[0]
+    lines = []
+    evaluation.score_submission(truth, truth, tiny_data, "truth", log=lines.append)
+    for step in ("de_test.parquet: 100% read", "baselines: ", "scored "):
+        assert any(step in line and "s left" in line for line in lines), step
 
 
 def test_an_epoch_drawn_by_chunks_of_masks_trains_the_same_weights(monkeypatch):
